@@ -1,0 +1,403 @@
+/* The scheduler._C_API capsule (include/carbon/scheduler.h). Every entry
+ * point takes the GIL itself. */
+#include "core.h"
+
+#include "carbon/scheduler.h"
+
+#define T(t) ((cb_tasklet *)(t))
+#define C(c) ((cb_channel *)(c))
+
+static PyObject *call_method(PyObject *o, const char *name, PyObject *args, PyObject *kwds)
+{
+    PyObject *method = PyObject_GetAttrString(o, name);
+    PyObject *r;
+
+    if (!method)
+        return NULL;
+    r = PyObject_Call(method, args, kwds);
+    Py_DECREF(method);
+    return r;
+}
+
+static PyTaskletObject *capi_tasklet_new(PyTypeObject *type, PyObject *args)
+{
+    PyGILState_STATE g = PyGILState_Ensure();
+    PyObject *empty = NULL, *r;
+
+    if (!args)
+        args = empty = PyTuple_New(0);
+    r = args ? PyObject_Call((PyObject *)(type ? type : &cb_TaskletType), args, NULL) : NULL;
+    Py_XDECREF(empty);
+    PyGILState_Release(g);
+    return (PyTaskletObject *)r;
+}
+
+static int capi_tasklet_setup(PyTaskletObject *t, PyObject *args, PyObject *kwds)
+{
+    PyGILState_STATE g = PyGILState_Ensure();
+    PyObject *empty = NULL, *r;
+
+    if (!args)
+        args = empty = PyTuple_New(0);
+    r = args ? call_method((PyObject *)t, "setup", args, kwds) : NULL;
+    Py_XDECREF(empty);
+    Py_XDECREF(r);
+    PyGILState_Release(g);
+    return r ? 0 : -1;
+}
+
+static int simple_method(PyObject *o, const char *name)
+{
+    PyGILState_STATE g = PyGILState_Ensure();
+    PyObject *r = PyObject_CallMethod(o, name, NULL);
+
+    Py_XDECREF(r);
+    PyGILState_Release(g);
+    return r ? 0 : -1;
+}
+
+static int capi_tasklet_insert(PyTaskletObject *t)
+{
+    return simple_method((PyObject *)t, "insert");
+}
+
+static int capi_tasklet_get_block_trap(PyTaskletObject *t)
+{
+    return T(t)->block_trap;
+}
+
+static void capi_tasklet_set_block_trap(PyTaskletObject *t, int value)
+{
+    T(t)->block_trap = value != 0;
+}
+
+static int capi_tasklet_is_main(PyTaskletObject *t)
+{
+    return T(t)->is_main;
+}
+
+static int capi_tasklet_check(PyObject *o)
+{
+    return o && CB_Tasklet_Check(o);
+}
+
+static int capi_tasklet_alive(PyTaskletObject *t)
+{
+    return T(t)->is_main ? T(t)->mgr != NULL : T(t)->alive;
+}
+
+static int capi_tasklet_kill(PyTaskletObject *t)
+{
+    simple_method((PyObject *)t, "kill");
+    return 0; /* Stackless compatibility: the caller tests PyErr_Occurred() */
+}
+
+static PyChannelObject *capi_channel_new(PyTypeObject *type)
+{
+    PyGILState_STATE g = PyGILState_Ensure();
+    PyObject *r = PyObject_CallNoArgs((PyObject *)(type ? type : &cb_ChannelType));
+
+    PyGILState_Release(g);
+    return (PyChannelObject *)r;
+}
+
+static int capi_channel_send(PyChannelObject *c, PyObject *value)
+{
+    PyGILState_STATE g = PyGILState_Ensure();
+    int rc;
+
+    if (Py_IS_TYPE((PyObject *)c, &cb_ChannelType)) {
+        rc = C(c)->initialised ? cb_channel_send(C(c), value, 0) : -1;
+        if (!C(c)->initialised)
+            PyErr_SetString(PyExc_RuntimeError, "Channel object is not valid.");
+    } else {
+        PyObject *r = PyObject_CallMethod((PyObject *)c, "send", "O", value);
+        Py_XDECREF(r);
+        rc = r ? 0 : -1;
+    }
+    PyGILState_Release(g);
+    return rc;
+}
+
+static PyObject *capi_channel_receive(PyChannelObject *c)
+{
+    PyGILState_STATE g = PyGILState_Ensure();
+    PyObject *r;
+
+    if (Py_IS_TYPE((PyObject *)c, &cb_ChannelType) && C(c)->initialised)
+        r = cb_channel_receive(C(c));
+    else
+        r = PyObject_CallMethod((PyObject *)c, "receive", NULL);
+    PyGILState_Release(g);
+    return r;
+}
+
+static int exception_like(PyObject *o)
+{
+    return o && ((PyType_Check(o) &&
+                  PyType_IsSubtype((PyTypeObject *)o, (PyTypeObject *)PyExc_BaseException)) ||
+                 PyObject_TypeCheck(o, (PyTypeObject *)PyExc_Exception));
+}
+
+static int capi_channel_send_exception(PyChannelObject *c, PyObject *klass, PyObject *value)
+{
+    PyGILState_STATE g = PyGILState_Ensure();
+    int rc = -1;
+
+    if (!exception_like(klass))
+        PyErr_SetString(PyExc_RuntimeError, "Exception type or instance required");
+    else
+        rc = cb_channel_send_exception(C(c), klass, value ? value : Py_None);
+    Py_XDECREF(value); /* stolen, as the reference implementation does */
+    PyGILState_Release(g);
+    return rc;
+}
+
+static PyObject *capi_channel_get_queue(PyChannelObject *c)
+{
+    PyGILState_STATE g = PyGILState_Ensure();
+    PyObject *r = Py_NewRef(C(c)->head ? (PyObject *)C(c)->head : Py_None);
+
+    PyGILState_Release(g);
+    return r;
+}
+
+static int capi_channel_get_preference(PyChannelObject *c)
+{
+    return C(c)->preference;
+}
+
+static void capi_channel_set_preference(PyChannelObject *c, int value)
+{
+    C(c)->preference = value < -1 ? -1 : value > 1 ? 1 : value;
+}
+
+static int capi_channel_get_balance(PyChannelObject *c)
+{
+    return C(c)->balance;
+}
+
+static int capi_channel_check(PyObject *o)
+{
+    return o && CB_Channel_Check(o);
+}
+
+static int capi_channel_send_throw(PyChannelObject *c, PyObject *exc, PyObject *val, PyObject *tb)
+{
+    PyGILState_STATE g = PyGILState_Ensure();
+    int rc = -1;
+
+    if (!exception_like(exc) && !(exc && PyExceptionInstance_Check(exc)))
+        PyErr_SetString(PyExc_RuntimeError, "Exception type or instance required");
+    else
+        rc = cb_channel_send_throw(C(c), exc, val ? val : Py_None, tb ? tb : Py_None);
+    PyGILState_Release(g);
+    return rc;
+}
+
+static PyObject *capi_get_scheduler(void)
+{
+    PyGILState_STATE g = PyGILState_Ensure();
+    cb_manager *m = cb_manager_get();
+
+    PyGILState_Release(g);
+    return (PyObject *)m; /* borrowed: the thread-state dict owns it */
+}
+
+static PyObject *capi_schedule(PyObject *retval, int remove)
+{
+    PyGILState_STATE g = PyGILState_Ensure();
+    cb_manager *m = cb_manager_get();
+    PyObject *r = NULL;
+
+    (void)retval;
+    if (m && cb_schedule(m, remove != 0) == 0)
+        r = Py_NewRef(Py_None);
+    PyGILState_Release(g);
+    return r;
+}
+
+static int capi_get_run_count(void)
+{
+    PyGILState_STATE g = PyGILState_Ensure();
+    cb_manager *m = cb_manager_get();
+    int n = m ? (int)m->queued + 1 : -1;
+
+    PyGILState_Release(g);
+    return n;
+}
+
+static PyObject *capi_get_current(void)
+{
+    PyGILState_STATE g = PyGILState_Ensure();
+    cb_manager *m = cb_manager_get();
+    PyObject *r = m ? Py_NewRef((PyObject *)m->current) : NULL;
+
+    PyGILState_Release(g);
+    return r;
+}
+
+static PyObject *capi_run_with_timeout(long long timeout_ns)
+{
+    PyGILState_STATE g = PyGILState_Ensure();
+    cb_manager *m = cb_manager_get();
+    PyObject *r = NULL;
+
+    if (m) {
+        unsigned long long switches = m->switches, completed = m->completed;
+        int rc;
+
+        cb_g.rwt_completed = 0;
+        cb_g.rwt_switched = 0;
+        rc = cb_run(m, -1, timeout_ns < 0 ? 0 : timeout_ns);
+        cb_g.rwt_completed = (long)(m->completed - completed);
+        cb_g.rwt_switched = (long)(m->switches - switches);
+        if (rc == 0)
+            r = Py_NewRef(Py_None);
+    }
+    PyGILState_Release(g);
+    return r;
+}
+
+static PyObject *capi_run_n_tasklets(int n)
+{
+    PyGILState_STATE g = PyGILState_Ensure();
+    cb_manager *m = cb_manager_get();
+    PyObject *r = NULL;
+
+    if (m && cb_run(m, n <= 0 ? 1 : n, -1) == 0)
+        r = Py_NewRef(Py_None);
+    PyGILState_Release(g);
+    return r;
+}
+
+static int set_callback(PyObject **slot, PyObject *cb)
+{
+    PyGILState_STATE g = PyGILState_Ensure();
+    int rc = 0;
+
+    if (cb && !PyCallable_Check(cb)) {
+        Py_DECREF(cb);
+        rc = -1;
+    } else {
+        Py_XSETREF(*slot, cb); /* steals cb */
+    }
+    PyGILState_Release(g);
+    return rc;
+}
+
+static int capi_set_channel_callback(PyObject *cb)
+{
+    return set_callback(&cb_g.channel_callback, cb);
+}
+
+static PyObject *capi_get_channel_callback(void)
+{
+    return cb_g.channel_callback;
+}
+
+static int capi_set_schedule_callback(PyObject *cb)
+{
+    return set_callback(&cb_g.schedule_callback, cb);
+}
+
+static void capi_set_schedule_fast_callback(schedule_hook_func *func)
+{
+    cb_g.fast_callback = (cb_fast_callback)(void (*)(void))func;
+}
+
+static int capi_managers(void)
+{
+    return (int)cb_g.managers;
+}
+
+static int capi_channels(void)
+{
+    return (int)cb_g.channels;
+}
+
+static int capi_all_time(void)
+{
+    return (int)cb_g.tasklets_all_time;
+}
+
+static int capi_active(void)
+{
+    return (int)cb_g.tasklets;
+}
+
+static int capi_rwt_completed(void)
+{
+    return (int)cb_g.rwt_completed;
+}
+
+static int capi_rwt_switched(void)
+{
+    return (int)cb_g.rwt_switched;
+}
+
+static long capi_times_switched_to(PyTaskletObject *t)
+{
+    return T(t)->times_switched_to;
+}
+
+static const char *capi_get_context(PyTaskletObject *t)
+{
+    PyGILState_STATE g = PyGILState_Ensure();
+    const char *s = T(t)->context_text ? PyUnicode_AsUTF8(T(t)->context_text) : "";
+
+    if (!s) {
+        PyErr_Clear();
+        s = "";
+    }
+    PyGILState_Release(g);
+    return s;
+}
+
+static SchedulerCAPI capi = {
+    capi_tasklet_new,
+    capi_tasklet_setup,
+    capi_tasklet_insert,
+    capi_tasklet_get_block_trap,
+    capi_tasklet_set_block_trap,
+    capi_tasklet_is_main,
+    capi_tasklet_check,
+    capi_tasklet_alive,
+    capi_tasklet_kill,
+    capi_channel_new,
+    capi_channel_send,
+    capi_channel_receive,
+    capi_channel_send_exception,
+    capi_channel_get_queue,
+    capi_channel_get_preference,
+    capi_channel_set_preference,
+    capi_channel_get_balance,
+    capi_channel_check,
+    capi_channel_send_throw,
+    capi_get_scheduler,
+    capi_schedule,
+    capi_get_run_count,
+    capi_get_current,
+    capi_run_with_timeout,
+    capi_run_n_tasklets,
+    capi_set_channel_callback,
+    capi_get_channel_callback,
+    capi_set_schedule_callback,
+    capi_set_schedule_fast_callback,
+    capi_managers,
+    capi_channels,
+    capi_all_time,
+    capi_active,
+    capi_rwt_completed,
+    capi_rwt_switched,
+    &cb_TaskletType,
+    &cb_ChannelType,
+    &cb_TaskletExit,
+    capi_times_switched_to,
+    capi_get_context,
+};
+
+PyObject *cb_capi_capsule(void)
+{
+    return PyCapsule_New(&capi, SCHEDULER_CAPI_NAME, NULL);
+}

@@ -1,0 +1,254 @@
+/* Internal interface of the scheduler core: the tasklet, channel and schedule
+ * manager objects and the operations shared by runtime/ and embed/.
+ *
+ * Ownership summary (strong references):
+ *   thread-state dict -> manager -> main tasklet
+ *   manager run queue -> each queued tasklet
+ *   channel           -> each tasklet waiting on it
+ *   manager->current  -> the running tasklet (so it outlives its own frames)
+ *   tasklet           -> callable, args, kwargs, parent, values in transit
+ * Tasklets point at their manager without a reference: the manager unlinks
+ * (or kills) them when it dies.
+ */
+#ifndef CB_CORE_H
+#define CB_CORE_H
+
+#include "pystate.h"
+#include "stack.h"
+#include "switch.h"
+
+#include <stdint.h>
+
+typedef struct cb_manager cb_manager;
+typedef struct cb_tasklet cb_tasklet;
+typedef struct cb_channel cb_channel;
+
+/* ---- run queue nodes -------------------------------------------------------
+ * The queue is a circular list headed by the main tasklet's node. Besides
+ * tasklets it can hold markers that a nested run loop places to remember its
+ * position (CURSOR) and its end (END); they live on that loop's C stack. */
+enum { CB_NODE_TASKLET = 0, CB_NODE_CURSOR = 1, CB_NODE_END = 2 };
+
+typedef struct cb_node {
+    struct cb_node *prev, *next; /* NULL when not linked */
+    int kind;
+} cb_node;
+
+/* ---- tasklet ---------------------------------------------------------------- */
+
+struct cb_tasklet {
+    PyObject_HEAD
+    PyObject *weakreflist;
+    cb_node node;                  /* run-queue link */
+    cb_tasklet *mgr_prev, *mgr_next; /* every tasklet of the manager */
+    cb_manager *mgr;               /* owner; NULL once the manager is gone */
+    long thread_id;                /* owner's threading.get_ident(); -1 after its end */
+    uint64_t home_tstate_id;       /* main tasklet: its thread state's id */
+
+    /* channel wait */
+    cb_channel *chan;              /* channel whose list holds us, or NULL */
+    cb_tasklet *chan_prev, *chan_next;
+    int chan_dir;                  /* +1 sending, -1 receiving */
+
+    unsigned initialised : 1;      /* base __init__ ran */
+    unsigned is_main : 1;
+    unsigned alive : 1;            /* bound with arguments and not finished */
+    unsigned started : 1;          /* has a stack with its frames on it */
+    unsigned blocked : 1;
+    unsigned paused : 1;
+    unsigned block_trap : 1;
+    unsigned dont_raise : 1;
+    unsigned highlighted : 1;
+    unsigned in_loop : 1;          /* suspended in a run loop, waiting for a child */
+    unsigned xfer_done : 1;        /* its blocked channel operation completed */
+    unsigned tempval_is_exc : 1;   /* tempval is an exception to raise */
+    unsigned leaked : 1;           /* could not be unwound: its stack is kept */
+    unsigned args_bound : 1;       /* was ever bound with arguments (dont_raise is fixed) */
+    unsigned kill_deferred : 1;    /* queued on its manager for a deferred kill */
+
+    PyObject *callable, *args, *kwargs;
+    cb_tasklet *parent;            /* who ran it last: control returns there */
+    PyObject *tempval;             /* value in transit over a channel */
+    PyObject *pending_exc;         /* raised in this tasklet when it resumes */
+    PyObject *child_exc;           /* raised here: escaped from a child */
+    cb_tasklet *kill_next;         /* deferred-kill list link */
+
+    /* tracing and bookkeeping (Python attributes) */
+    PyObject *method_name, *module_name, *file_name;
+    int line_number;
+    PyObject *context_text, *parent_callsite;
+    long long start_time, end_time;
+    double run_time;
+    long times_switched_to;
+    PyObject *exception_handler, *context_manager_getter;
+
+    /* execution */
+    cb_stack *stack;
+    cb_ctx ctx;
+    cb_pystate st;
+    _PyErr_StackItem exc_state;    /* bottom of its handled-exception chain */
+};
+
+/* ---- channel ---------------------------------------------------------------- */
+
+struct cb_channel {
+    PyObject_HEAD
+    PyObject *weakreflist;
+    cb_tasklet *head, *tail;       /* waiting tasklets, in arrival order */
+    int balance;                   /* senders waiting (>0) or -receivers (<0) */
+    int preference;                /* -1 receiver, 0 neither, 1 sender */
+    unsigned initialised : 1;
+    unsigned closing : 1;
+    unsigned closed : 1;
+    cb_channel *all_prev, *all_next; /* every live channel of the process */
+};
+
+/* ---- schedule manager ------------------------------------------------------- */
+
+typedef void (*cb_wakeup_fn)(cb_manager *mgr, void *arg);
+/* Called when the main tasklet would block with nothing runnable. Returns 1
+ * after waiting for outside events (the queue may have grown), 0 if nothing
+ * can ever come (deadlock), -1 with an exception set. */
+typedef int (*cb_idle_fn)(cb_manager *mgr, void *arg);
+
+struct cb_manager {
+    PyObject_HEAD
+    long thread_id;
+    uint64_t tstate_id;
+    PyThreadState *tstate;
+    cb_tasklet *main;              /* owned */
+    cb_tasklet *current;           /* owned while it runs */
+    Py_ssize_t queued;             /* tasklets in the queue, main excluded */
+    int switch_trap;
+    int switching;                 /* a switch is in progress */
+    unsigned dying : 1;
+    cb_tasklet *all;               /* every tasklet of the thread */
+    cb_stack_pool pool;
+    cb_stack *stack_to_release;    /* left by a finished tasklet */
+    PyObject *decref_after_switch[2]; /* likewise: previous current, its parent */
+    cb_tasklet *deferred_kills;    /* last reference dropped on another thread */
+    /* statistics */
+    unsigned long long switches;
+    unsigned long long completed;
+    /* embedding hooks */
+    cb_wakeup_fn wakeup;
+    cb_idle_fn idle;
+    void *hook_arg;
+};
+
+/* ---- process-wide state ----------------------------------------------------- */
+
+typedef int (*cb_fast_callback)(cb_tasklet *from, cb_tasklet *to);
+
+typedef struct cb_globals {
+    int use_nested;
+    PyObject *schedule_callback;
+    PyObject *channel_callback;
+    cb_fast_callback fast_callback;
+    size_t stack_size;
+    long managers;
+    long channels;
+    long tasklets;
+    long tasklets_all_time;
+    long rwt_completed, rwt_switched;
+    cb_channel *all_channels;
+} cb_globals;
+
+extern cb_globals cb_g;
+extern PyTypeObject cb_TaskletType;
+extern PyTypeObject cb_ChannelType;
+extern PyTypeObject cb_ManagerType;
+extern PyTypeObject cb_CallableWrapperType;
+extern PyObject *cb_TaskletExit;
+
+#define CB_Tasklet_Check(o) PyObject_TypeCheck((o), &cb_TaskletType)
+#define CB_Channel_Check(o) PyObject_TypeCheck((o), &cb_ChannelType)
+
+/* ---- manager.c: threads, queue, switching, run loops ------------------------ */
+
+/* The calling thread's manager, created on first use (NULL + exception). */
+cb_manager *cb_manager_get(void);
+/* The calling thread's manager if it exists (no exception). */
+cb_manager *cb_manager_peek(void);
+cb_tasklet *cb_current(void);
+
+void cb_queue_append(cb_manager *mgr, cb_tasklet *t);       /* takes a reference */
+void cb_queue_insert_next(cb_manager *mgr, cb_tasklet *t);  /* right behind current */
+void cb_queue_unlink(cb_manager *mgr, cb_tasklet *t);       /* releases the reference */
+cb_tasklet *cb_queue_first(cb_manager *mgr);
+cb_tasklet *cb_queue_next_of(cb_manager *mgr, cb_tasklet *t);
+cb_tasklet *cb_queue_prev_of(cb_manager *mgr, cb_tasklet *t);
+/* Makes a tasklet runnable on its own thread, waking that thread if it is
+ * another; `next` puts it right behind that thread's current tasklet. */
+void cb_make_runnable(cb_tasklet *t, int next);
+
+int cb_check_switch_allowed(cb_manager *mgr);
+/* Raises a deferred exception of the current tasklet, if any (-1). */
+int cb_raise_deferred(cb_tasklet *cur);
+
+/* The current tasklet yields: it has already been re-queued or unlinked.
+ * From the main tasklet this runs the queue until it is empty. */
+int cb_yield(cb_manager *mgr);
+/* schedule() / schedule_remove() */
+int cb_schedule(cb_manager *mgr, int remove);
+/* Runs t as tasklet.run() does (both modes). */
+int cb_run_tasklet(cb_manager *mgr, cb_tasklet *t);
+/* tasklet.switch() */
+int cb_switch_tasklet(cb_manager *mgr, cb_tasklet *t);
+/* scheduler.run() / run_n_tasklets() / the C run-with-timeout. */
+int cb_run(cb_manager *mgr, long long max_switches, long long timeout_ns);
+/* Main tasklet waiting: runs the queue until `done(arg)` or it is empty. */
+int cb_run_until(cb_manager *mgr, int (*done)(void *), void *arg);
+
+/* Blocks the current tasklet until cb_make_runnable() (timers, frames). The
+ * main tasklet runs its queue and idle hook meanwhile. Returns -1 with an
+ * exception (kill, throw, deadlock). */
+int cb_block_current(cb_manager *mgr, unsigned *flag);
+
+/* Suspends the current (non-main) tasklet without any check; control goes
+ * to its parent. */
+void cb_suspend(cb_manager *mgr);
+
+/* throw / kill */
+int cb_throw(cb_tasklet *t, PyObject *exc, int pending);
+int cb_kill(cb_tasklet *t, int pending);
+int cb_kill_all(cb_manager *mgr);
+/* Kills t by running it alone (finalizers, teardown). */
+int cb_kill_alone(cb_manager *mgr, cb_tasklet *t);
+/* A tasklet of another thread: pending TaskletExit there. */
+int cb_kill_remote(cb_tasklet *t);
+void cb_process_deferred_kills(cb_manager *mgr);
+
+/* tasklet.frame */
+PyObject *cb_tasklet_frame(cb_tasklet *t);
+
+/* ---- tasklet.c ---------------------------------------------------------------- */
+int cb_tasklet_valid(cb_tasklet *t);
+int cb_tasklet_owned(cb_tasklet *t, const char *verb);
+cb_tasklet *cb_tasklet_new_main(cb_manager *mgr);
+void cb_forget_orphan_main(cb_tasklet *t);
+int cb_tasklet_needs_unwind(cb_tasklet *t);
+void cb_tasklet_detach(cb_tasklet *t);
+PyObject *cb_tasklet_repr_state(cb_tasklet *t);
+
+/* ---- channel.c ---------------------------------------------------------------- */
+int cb_channel_send(cb_channel *ch, PyObject *value, int is_exc);
+PyObject *cb_channel_receive(cb_channel *ch);
+/* Takes t off its channel; the channel's reference passes to the caller. */
+void cb_channel_unlink(cb_tasklet *t);
+int cb_channel_clear(cb_channel *ch);
+int cb_channel_send_exception(cb_channel *ch, PyObject *klass, PyObject *value);
+int cb_channel_send_throw(cb_channel *ch, PyObject *exc, PyObject *val, PyObject *tb);
+
+/* ---- callbacks.c -------------------------------------------------------------- */
+void cb_call_schedule_callback(cb_manager *mgr, cb_tasklet *from, cb_tasklet *to);
+void cb_call_channel_callback(cb_channel *ch, cb_tasklet *t, int sending, int will_block);
+
+/* ---- misc ----------------------------------------------------------------------- */
+long long cb_monotonic_ns(void);
+/* The raised exception as one object (new reference, NULL if none) and back. */
+PyObject *cb_err_fetch(void);
+void cb_err_restore(PyObject *exc);
+PyObject *cb_make_exception(PyObject *type, PyObject *args);
+
+#endif

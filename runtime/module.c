@@ -1,0 +1,498 @@
+/* The _scheduler extension module: module functions (scheduler-api.md
+ * section 5) and initialisation. */
+#include "core.h"
+
+#include "carbon/scheduler.h"
+
+PyObject *cb_TaskletExit;
+
+static cb_manager *manager(void)
+{
+    return cb_manager_get();
+}
+
+static PyObject *none_or_null(int rc)
+{
+    if (rc < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *mod_getcurrent(PyObject *mod, PyObject *unused)
+{
+    cb_manager *m = manager();
+
+    (void)mod;
+    (void)unused;
+    return m ? Py_NewRef((PyObject *)m->current) : NULL;
+}
+
+static PyObject *mod_getmain(PyObject *mod, PyObject *unused)
+{
+    cb_manager *m = manager();
+
+    (void)mod;
+    (void)unused;
+    return m ? Py_NewRef((PyObject *)m->main) : NULL;
+}
+
+static PyObject *mod_getruncount(PyObject *mod, PyObject *unused)
+{
+    cb_manager *m = manager();
+
+    (void)mod;
+    (void)unused;
+    return m ? PyLong_FromSsize_t(m->queued + 1) : NULL;
+}
+
+static PyObject *mod_calculateruncount(PyObject *mod, PyObject *unused)
+{
+    cb_manager *m = manager();
+    Py_ssize_t n = 1;
+
+    (void)mod;
+    (void)unused;
+    if (!m)
+        return NULL;
+    for (cb_tasklet *t = cb_queue_first(m); t; t = cb_queue_next_of(m, t))
+        n++;
+    return PyLong_FromSsize_t(n);
+}
+
+static PyObject *mod_schedule(PyObject *mod, PyObject *unused)
+{
+    cb_manager *m = manager();
+
+    (void)mod;
+    (void)unused;
+    return m ? none_or_null(cb_schedule(m, 0)) : NULL;
+}
+
+static PyObject *mod_schedule_remove(PyObject *mod, PyObject *unused)
+{
+    cb_manager *m = manager();
+
+    (void)mod;
+    (void)unused;
+    return m ? none_or_null(cb_schedule(m, 1)) : NULL;
+}
+
+static PyObject *mod_run(PyObject *mod, PyObject *unused)
+{
+    cb_manager *m = manager();
+
+    (void)mod;
+    (void)unused;
+    return m ? none_or_null(cb_run(m, -1, -1)) : NULL;
+}
+
+static PyObject *mod_run_n_tasklets(PyObject *mod, PyObject *args)
+{
+    unsigned int n;
+    cb_manager *m;
+
+    (void)mod;
+    if (!PyArg_ParseTuple(args, "I:number_of_tasklets", &n))
+        return NULL;
+    if (n == 0) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "Invalid number: Number of Tasklets to run must be greater than 0.");
+        return NULL;
+    }
+    m = manager();
+    return m ? none_or_null(cb_run(m, (long long)n, -1)) : NULL;
+}
+
+/* Replaces a process-wide callback; returns the previous one. */
+static PyObject *swap_callback(PyObject **slot, PyObject *cb)
+{
+    PyObject *previous;
+
+    if (cb != Py_None && !PyCallable_Check(cb)) {
+        PyErr_SetString(PyExc_TypeError, "parameter must be callable or None.");
+        return NULL;
+    }
+    if (!manager())
+        return NULL;
+    previous = *slot;
+    *slot = cb == Py_None ? NULL : Py_NewRef(cb);
+    return previous ? previous : Py_NewRef(Py_None);
+}
+
+static PyObject *mod_set_schedule_callback(PyObject *mod, PyObject *cb)
+{
+    (void)mod;
+    return swap_callback(&cb_g.schedule_callback, cb);
+}
+
+static PyObject *mod_get_schedule_callback(PyObject *mod, PyObject *unused)
+{
+    (void)mod;
+    (void)unused;
+    return Py_NewRef(cb_g.schedule_callback ? cb_g.schedule_callback : Py_None);
+}
+
+static PyObject *mod_set_channel_callback(PyObject *mod, PyObject *cb)
+{
+    (void)mod;
+    return swap_callback(&cb_g.channel_callback, cb);
+}
+
+static PyObject *mod_get_channel_callback(PyObject *mod, PyObject *unused)
+{
+    (void)mod;
+    (void)unused;
+    return Py_NewRef(cb_g.channel_callback ? cb_g.channel_callback : Py_None);
+}
+
+static PyObject *mod_get_thread_info(PyObject *mod, PyObject *unused)
+{
+    cb_manager *m = manager();
+
+    (void)mod;
+    (void)unused;
+    if (!m)
+        return NULL;
+    return Py_BuildValue("(OOn)", (PyObject *)m->main, (PyObject *)m->current, m->queued + 2);
+}
+
+static PyObject *mod_switch_trap(PyObject *mod, PyObject *args)
+{
+    cb_manager *m;
+    int delta, previous;
+
+    (void)mod;
+    if (!PyArg_ParseTuple(args, "i", &delta)) {
+        PyErr_Clear();
+        PyErr_SetString(PyExc_RuntimeError, "Scheduler_switch_trap requires a delta argument.");
+        return NULL;
+    }
+    m = manager();
+    if (!m)
+        return NULL;
+    previous = m->switch_trap;
+    m->switch_trap += delta;
+    return PyLong_FromLong(previous);
+}
+
+static PyObject *mod_enable_softswitch(PyObject *mod, PyObject *flag)
+{
+    (void)mod;
+    if (flag != Py_None) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "enable_soft_switch is only implemented for legacy reasons, the value "
+                        "cannot be changed.");
+        return NULL;
+    }
+    Py_RETURN_FALSE;
+}
+
+static PyObject *mod_get_schedule_manager(PyObject *mod, PyObject *unused)
+{
+    cb_manager *m = manager();
+
+    (void)mod;
+    (void)unused;
+    return m ? Py_NewRef((PyObject *)m) : NULL;
+}
+
+static PyObject *mod_get_number_of_active_schedule_managers(PyObject *mod, PyObject *unused)
+{
+    (void)mod;
+    (void)unused;
+    return PyLong_FromLong(cb_g.managers);
+}
+
+static PyObject *mod_get_number_of_active_channels(PyObject *mod, PyObject *unused)
+{
+    (void)mod;
+    (void)unused;
+    return PyLong_FromLong(cb_g.channels);
+}
+
+int cb_unblock_all_channels(void)
+{
+    Py_ssize_t n = 0, i;
+    cb_channel **chans;
+    int rc = 0;
+
+    for (cb_channel *c = cb_g.all_channels; c; c = c->all_next)
+        if (c->balance != 0)
+            n++;
+    if (n == 0)
+        return 0;
+    chans = PyMem_Malloc((size_t)n * sizeof *chans);
+    if (!chans) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    i = 0;
+    for (cb_channel *c = cb_g.all_channels; c && i < n; c = c->all_next)
+        if (c->balance != 0)
+            chans[i++] = (cb_channel *)Py_NewRef(c);
+    n = i;
+    for (i = 0; i < n; i++) {
+        if (rc >= 0 && cb_channel_clear(chans[i]) < 0)
+            rc = -1;
+        Py_DECREF(chans[i]);
+    }
+    PyMem_Free(chans);
+    return rc < 0 ? -1 : (int)n;
+}
+
+static PyObject *mod_unblock_all_channels(PyObject *mod, PyObject *unused)
+{
+    int n;
+
+    (void)mod;
+    (void)unused;
+    if (!manager())
+        return NULL;
+    n = cb_unblock_all_channels();
+    return n < 0 ? NULL : PyLong_FromLong(n);
+}
+
+static PyObject *mod_set_use_nested_tasklets(PyObject *mod, PyObject *args)
+{
+    unsigned char flag;
+
+    (void)mod;
+    if (!PyArg_ParseTuple(args, "b:set_use_nested_tasklets", &flag))
+        return NULL;
+    cb_g.use_nested = flag != 0;
+    Py_RETURN_NONE;
+}
+
+static PyObject *mod_get_use_nested_tasklets(PyObject *mod, PyObject *unused)
+{
+    (void)mod;
+    (void)unused;
+    return PyBool_FromLong(cb_g.use_nested);
+}
+
+static PyObject *mod_get_all_time_tasklet_count(PyObject *mod, PyObject *unused)
+{
+    (void)mod;
+    (void)unused;
+    return PyLong_FromLong(cb_g.tasklets_all_time);
+}
+
+static PyObject *mod_get_active_tasklet_count(PyObject *mod, PyObject *unused)
+{
+    (void)mod;
+    (void)unused;
+    return PyLong_FromLong(cb_g.tasklets);
+}
+
+/* ---- beyond the reference -------------------------------------------------------- */
+
+static PyObject *mod_get_thread_tasklets(PyObject *mod, PyObject *unused)
+{
+    cb_manager *m = manager();
+    PyObject *list;
+
+    (void)mod;
+    (void)unused;
+    if (!m)
+        return NULL;
+    list = PyList_New(0);
+    if (!list)
+        return NULL;
+    if (PyList_Append(list, (PyObject *)m->main) < 0)
+        goto fail;
+    for (cb_tasklet *t = m->all; t; t = t->mgr_next)
+        if (!t->is_main && t->alive && PyList_Append(list, (PyObject *)t) < 0)
+            goto fail;
+    return list;
+fail:
+    Py_DECREF(list);
+    return NULL;
+}
+
+static PyObject *mod_set_stack_size(PyObject *mod, PyObject *arg)
+{
+    Py_ssize_t size = PyLong_AsSsize_t(arg);
+    size_t rounded;
+    cb_manager *m;
+
+    (void)mod;
+    if (size == -1 && PyErr_Occurred())
+        return NULL;
+    rounded = size > 0 ? cb_stack_round_size((size_t)size) : 0;
+    if (!rounded) {
+        PyErr_Format(PyExc_ValueError, "stack size must be between %u and %u bytes",
+                     CB_STACK_MIN_SIZE, CB_STACK_MAX_SIZE);
+        return NULL;
+    }
+    cb_g.stack_size = rounded;
+    /* The calling thread's pool switches at once; stacks in use keep theirs. */
+    m = cb_manager_peek();
+    if (m && m->pool.stack_size != rounded) {
+        cb_stack_pool_clear(&m->pool);
+        m->pool.stack_size = rounded;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *mod_get_stack_size(PyObject *mod, PyObject *unused)
+{
+    (void)mod;
+    (void)unused;
+    return PyLong_FromSize_t(cb_g.stack_size);
+}
+
+static PyObject *mod_get_stack_stats(PyObject *mod, PyObject *unused)
+{
+    cb_stack_stats s;
+    cb_manager *m = cb_manager_peek();
+
+    (void)mod;
+    (void)unused;
+    cb_stack_get_stats(&s);
+    return Py_BuildValue("{s:n,s:n,s:n,s:n,s:n,s:I,s:I,s:s}", "guarded", (Py_ssize_t)s.guarded_live,
+                         "unguarded", (Py_ssize_t)s.slab_live, "unguarded_free",
+                         (Py_ssize_t)s.slab_free, "guard_budget", (Py_ssize_t)s.guard_budget,
+                         "slabs", (Py_ssize_t)s.slabs, "thread_live", m ? m->pool.live : 0,
+                         "thread_cached", m ? m->pool.nfree : 0, "switch", cb_ctx_backend());
+}
+
+static PyObject *mod_set_guarded_stacks(PyObject *mod, PyObject *arg)
+{
+    Py_ssize_t n = PyLong_AsSsize_t(arg);
+
+    (void)mod;
+    if (n == -1 && PyErr_Occurred())
+        return NULL;
+    if (n < 0) {
+        PyErr_SetString(PyExc_ValueError, "the number of guarded stacks cannot be negative");
+        return NULL;
+    }
+    cb_stack_set_guard_budget((size_t)n);
+    Py_RETURN_NONE;
+}
+
+/* Registered with atexit: the main thread's tasklets get TaskletExit while the
+ * interpreter can still run their finally blocks. */
+static PyObject *mod_atexit(PyObject *mod, PyObject *unused)
+{
+    cb_manager *m = cb_manager_peek();
+
+    (void)mod;
+    (void)unused;
+    if (m && m->current == m->main && cb_kill_all(m) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef module_methods[] = {
+    {"getcurrent", mod_getcurrent, METH_NOARGS, "The calling thread's current tasklet."},
+    {"getmain", mod_getmain, METH_NOARGS, "The calling thread's main tasklet."},
+    {"getruncount", mod_getruncount, METH_NOARGS, "Queued tasklets + 1 (the main tasklet)."},
+    {"calculateruncount", mod_calculateruncount, METH_NOARGS, "getruncount(), by walking the queue."},
+    {"schedule", mod_schedule, METH_NOARGS, "Yield; the current tasklet goes to the back of the queue."},
+    {"schedule_remove", mod_schedule_remove, METH_NOARGS, "Yield without being re-queued."},
+    {"run", mod_run, METH_NOARGS, "Run the queue (see docs/scheduler.md for nesting)."},
+    {"run_n_tasklets", mod_run_n_tasklets, METH_VARARGS, "run_n_tasklets(n): run() stopping after n switches."},
+    {"set_schedule_callback", mod_set_schedule_callback, METH_O, "set_schedule_callback(cb) -> previous"},
+    {"get_schedule_callback", mod_get_schedule_callback, METH_NOARGS, "The schedule callback or None."},
+    {"set_channel_callback", mod_set_channel_callback, METH_O, "set_channel_callback(cb) -> previous"},
+    {"get_channel_callback", mod_get_channel_callback, METH_NOARGS, "The channel callback or None."},
+    {"get_thread_info", mod_get_thread_info, METH_NOARGS, "(main, current, getruncount() + 1)"},
+    {"switch_trap", mod_switch_trap, METH_VARARGS, "switch_trap(delta) -> previous level"},
+    {"enable_softswitch", mod_enable_softswitch, METH_O, "Legacy: always False."},
+    {"get_schedule_manager", mod_get_schedule_manager, METH_NOARGS, "The calling thread's manager."},
+    {"get_number_of_active_schedule_managers", mod_get_number_of_active_schedule_managers, METH_NOARGS,
+     "Managers alive, all threads."},
+    {"get_number_of_active_channels", mod_get_number_of_active_channels, METH_NOARGS,
+     "Channels alive, all threads."},
+    {"unblock_all_channels", mod_unblock_all_channels, METH_NOARGS,
+     "clear() every channel with waiters; returns how many."},
+    {"set_use_nested_tasklets", mod_set_use_nested_tasklets, METH_VARARGS,
+     "set_use_nested_tasklets(flag): nested (default) or flat run order."},
+    {"get_use_nested_tasklets", mod_get_use_nested_tasklets, METH_NOARGS, "The run-order mode."},
+    {"get_all_time_tasklet_count", mod_get_all_time_tasklet_count, METH_NOARGS,
+     "Tasklets ever initialised."},
+    {"get_active_tasklet_count", mod_get_active_tasklet_count, METH_NOARGS,
+     "Tasklet objects that exist now."},
+    {"get_thread_tasklets", mod_get_thread_tasklets, METH_NOARGS,
+     "The calling thread's main tasklet and its other live tasklets."},
+    {"set_stack_size", mod_set_stack_size, METH_O, "set_stack_size(bytes): C stack of new tasklets."},
+    {"get_stack_size", mod_get_stack_size, METH_NOARGS, "C stack bytes of new tasklets."},
+    {"get_stack_stats", mod_get_stack_stats, METH_NOARGS, "Stack pool counters."},
+    {"set_guarded_stacks", mod_set_guarded_stacks, METH_O,
+     "set_guarded_stacks(n): how many stacks get a guard page (process-wide)."},
+    {"_atexit", mod_atexit, METH_NOARGS, "Kill the main thread's tasklets (atexit hook)."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef scheduler_module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "_scheduler",
+    .m_doc = "Tasklets and channels on their own C stacks (Carbon runtime).",
+    .m_size = -1,
+    .m_methods = module_methods,
+};
+
+static int register_atexit(PyObject *mod)
+{
+    PyObject *atexit = PyImport_ImportModule("atexit");
+    PyObject *hook, *r;
+
+    if (!atexit)
+        return -1;
+    hook = PyObject_GetAttrString(mod, "_atexit");
+    r = hook ? PyObject_CallMethod(atexit, "register", "O", hook) : NULL;
+    Py_XDECREF(hook);
+    Py_DECREF(atexit);
+    if (!r)
+        return -1;
+    Py_DECREF(r);
+    return 0;
+}
+
+static int add_type(PyObject *mod, const char *name, PyTypeObject *type)
+{
+    if (PyType_Ready(type) < 0)
+        return -1;
+    Py_INCREF(type);
+    if (PyModule_AddObject(mod, name, (PyObject *)type) < 0) {
+        Py_DECREF(type);
+        return -1;
+    }
+    return 0;
+}
+
+PyObject *cb_capi_capsule(void);
+
+PyMODINIT_FUNC PyInit__scheduler(void)
+{
+    PyObject *mod = PyModule_Create(&scheduler_module);
+
+    if (!mod)
+        return NULL;
+    if (add_type(mod, "tasklet", &cb_TaskletType) < 0 ||
+        add_type(mod, "channel", &cb_ChannelType) < 0 ||
+        add_type(mod, "schedule_manager", &cb_ManagerType) < 0 ||
+        add_type(mod, "callable_wrapper", &cb_CallableWrapperType) < 0)
+        goto fail;
+    if (!cb_TaskletExit) {
+        cb_TaskletExit = PyErr_NewException("_scheduler.TaskletExit", PyExc_SystemExit, NULL);
+        if (!cb_TaskletExit)
+            goto fail;
+    }
+    Py_INCREF(cb_TaskletExit);
+    if (PyModule_AddObject(mod, "TaskletExit", cb_TaskletExit) < 0) {
+        Py_DECREF(cb_TaskletExit);
+        goto fail;
+    }
+    if (PyModule_AddObject(mod, "_C_API", cb_capi_capsule()) < 0)
+        goto fail;
+    if (PyModule_AddStringConstant(mod, "switch_backend", cb_ctx_backend()) < 0)
+        goto fail;
+    if (register_atexit(mod) < 0)
+        goto fail;
+    return mod;
+fail:
+    Py_DECREF(mod);
+    return NULL;
+}

@@ -1,0 +1,214 @@
+/* Saving and restoring the per-tasklet part of PyThreadState (pystate.h).
+ *
+ * Nothing here allocates or runs Python code: it is called between the last
+ * and the first Python-visible action of a switch.
+ */
+#include "pystate.h"
+
+#include <limits.h>
+
+/* C stack bytes one recursion unit may use, measured with the deepest C
+ * re-entry patterns (map/sum, __repr__, json, pickle) on each version; see
+ * tests/python/test_recursion.py. 3.11 counts Python frames and C recursion in
+ * one counter; 3.12 and 3.13 charge two C units per re-entry of the eval loop. */
+#ifdef CB_PY311
+#define BYTES_PER_UNIT 768
+#else
+#define BYTES_PER_UNIT 384
+#endif
+/* Stack kept free below the budget: error handling after the limit is hit,
+ * signal frames, C libraries called from the deepest frame. */
+#define RESERVE_BYTES (40 * 1024)
+#define MIN_BUDGET 16
+
+#ifdef CB_PY312
+#define C_LIMIT C_RECURSION_LIMIT
+#elif defined(CB_PY313)
+#define C_LIMIT Py_C_RECURSION_LIMIT
+#endif
+
+int cb_pystate_budget(size_t stack_size)
+{
+    long units = ((long)stack_size - RESERVE_BYTES) / BYTES_PER_UNIT;
+
+    if (units < MIN_BUDGET)
+        units = MIN_BUDGET;
+#ifdef C_LIMIT
+    if (units > C_LIMIT)
+        units = C_LIMIT;
+#endif
+    return (int)units;
+}
+
+void cb_pystate_init_main(cb_pystate *st)
+{
+    memset(st, 0, sizeof *st);
+    st->py_cap = INT_MAX;
+}
+
+void cb_pystate_init_new(cb_pystate *st, cb_stack *stack, size_t stack_size,
+                         _PyErr_StackItem *exc_item)
+{
+    _PyStackChunk *chunk = (_PyStackChunk *)stack->frames;
+    int budget = cb_pystate_budget(stack_size);
+
+    memset(st, 0, sizeof *st);
+#ifdef CB_PY311
+    st->py_cap = budget;
+#else
+    st->py_cap = INT_MAX;
+    st->c_remaining = budget;
+#endif
+    exc_item->exc_value = NULL;
+    exc_item->previous_item = NULL;
+    st->exc_info = exc_item;
+    /* A root chunk (previous == NULL) is never freed by CPython; slot 0 is
+     * skipped exactly as push_chunk() does for the root. */
+    chunk->previous = NULL;
+    chunk->size = stack->frames_size;
+    chunk->top = 0;
+    st->datastack_chunk = chunk;
+    st->datastack_top = &chunk->data[1];
+    st->datastack_limit = (PyObject **)((char *)chunk + chunk->size);
+}
+
+static inline void save(PyThreadState *ts, cb_pystate *st)
+{
+#ifdef CB_PY313
+    st->current_frame = ts->current_frame;
+#else
+    st->cframe = ts->cframe;
+#endif
+#ifdef CB_PY311
+    st->py_depth = ts->recursion_limit - ts->recursion_remaining - st->py_offset;
+#else
+    st->py_depth = ts->py_recursion_limit - ts->py_recursion_remaining;
+    st->c_remaining = ts->c_recursion_remaining;
+#endif
+    st->exc_info = ts->exc_info;
+    st->context = ts->context; /* the reference moves with the pointer */
+    ts->context = NULL;
+    st->datastack_chunk = ts->datastack_chunk;
+    st->datastack_top = ts->datastack_top;
+    st->datastack_limit = ts->datastack_limit;
+#ifdef CB_PY311
+    st->trash_delete_nesting = ts->trash_delete_nesting;
+#elif defined(CB_PY312)
+    st->trash_delete_nesting = ts->trash.delete_nesting;
+#endif
+    st->tracing = ts->tracing;
+}
+
+static inline void restore(PyThreadState *ts, cb_pystate *st)
+{
+#ifdef CB_PY313
+    ts->current_frame = st->current_frame;
+#else
+    /* A new tasklet has no cframe until its bootstrap runs; until then the
+     * thread's root cframe (whose current_frame is NULL) stands in. */
+    ts->cframe = st->cframe ? st->cframe : &ts->root_cframe;
+#endif
+#ifdef CB_PY311
+    {
+        int limit = ts->recursion_limit;
+        st->py_offset = st->py_cap < limit ? limit - st->py_cap : 0;
+        ts->recursion_remaining = limit - st->py_offset - st->py_depth;
+    }
+#else
+    ts->py_recursion_remaining = ts->py_recursion_limit - st->py_depth;
+    ts->c_recursion_remaining = st->c_remaining;
+#endif
+    ts->exc_info = st->exc_info;
+    ts->context = st->context;
+    st->context = NULL;
+    ts->context_ver++; /* ContextVar caches are keyed on it */
+    ts->datastack_chunk = st->datastack_chunk;
+    ts->datastack_top = st->datastack_top;
+    ts->datastack_limit = st->datastack_limit;
+#ifdef CB_PY311
+    ts->trash_delete_nesting = st->trash_delete_nesting;
+#elif defined(CB_PY312)
+    ts->trash.delete_nesting = st->trash_delete_nesting;
+#endif
+    ts->tracing = st->tracing;
+}
+
+void cb_pystate_switch(PyThreadState *ts, cb_pystate *from, cb_pystate *to)
+{
+#ifdef CB_PY311
+    /* sys.settrace/setprofile are per thread: the flag the eval loop reads
+     * lives in the running cframe, so it is carried into the incoming one. */
+    unsigned char use_tracing = ts->cframe->use_tracing;
+#endif
+    save(ts, from);
+    restore(ts, to);
+#ifdef CB_PY311
+    if (to->cframe)
+        to->cframe->use_tracing = use_tracing;
+    else
+        to->use_tracing = use_tracing;
+#endif
+}
+
+#ifndef CB_PY313
+void cb_pystate_boot(PyThreadState *ts, cb_pystate *st, _PyCFrame *cframe)
+{
+#ifdef CB_PY311
+    cframe->use_tracing = st->use_tracing;
+#endif
+    cframe->current_frame = NULL;
+    /* Never the spawner's cframe: its lifetime is unrelated to ours. */
+    cframe->previous = &ts->root_cframe;
+    ts->cframe = cframe;
+    st->cframe = cframe;
+}
+#endif
+
+void cb_pystate_finish(PyThreadState *ts, cb_pystate *st)
+{
+    PyObjectArenaAllocator arena;
+    _PyStackChunk *chunk = ts->datastack_chunk;
+
+    PyObject_GetArenaAllocator(&arena);
+    while (chunk && chunk->previous) {
+        _PyStackChunk *prev = chunk->previous;
+        arena.free(arena.ctx, chunk, chunk->size);
+        chunk = prev;
+    }
+    ts->datastack_chunk = chunk;
+    ts->datastack_top = chunk ? &chunk->data[1] : NULL;
+    st->datastack_chunk = NULL;
+    st->datastack_top = NULL;
+    st->datastack_limit = NULL;
+}
+
+PyObject *cb_pystate_frame(PyThreadState *ts, cb_pystate *st)
+{
+    PyFrameObject *frame;
+    int gc_enabled;
+
+#ifdef CB_PY313
+    struct _PyInterpreterFrame *saved = ts->current_frame;
+    if (!st->current_frame)
+        return NULL;
+#else
+    _PyCFrame *saved = ts->cframe;
+    if (!st->cframe)
+        return NULL;
+#endif
+    /* Materialising the frame object allocates; a collection run here could
+     * execute Python code while tstate points at another tasklet's frames. */
+    gc_enabled = PyGC_Disable();
+#ifdef CB_PY313
+    ts->current_frame = st->current_frame;
+    frame = PyThreadState_GetFrame(ts);
+    ts->current_frame = saved;
+#else
+    ts->cframe = st->cframe;
+    frame = PyThreadState_GetFrame(ts);
+    ts->cframe = saved;
+#endif
+    if (gc_enabled)
+        PyGC_Enable();
+    return (PyObject *)frame;
+}

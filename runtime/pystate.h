@@ -1,0 +1,83 @@
+/* The per-tasklet part of the interpreter's thread state.
+ *
+ * One PyThreadState per OS thread is kept; on every switch the fields that
+ * belong to the running code (frame pointers, recursion depth, handled
+ * exception, contextvars context, frame data stack, trashcan nesting,
+ * tracing depth) are saved into the outgoing tasklet and the incoming
+ * tasklet's are written back. See docs/design.md for the per-version list.
+ */
+#ifndef CB_PYSTATE_H
+#define CB_PYSTATE_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#if PY_VERSION_HEX < 0x030B0000 || PY_VERSION_HEX >= 0x030E0000
+#error "Carbon runtime supports CPython 3.11, 3.12 and 3.13"
+#endif
+#ifdef Py_GIL_DISABLED
+#error "free-threaded CPython builds are not supported"
+#endif
+
+#include "stack.h"
+
+#if PY_VERSION_HEX >= 0x030D0000
+#define CB_PY313 1
+#elif PY_VERSION_HEX >= 0x030C0000
+#define CB_PY312 1
+#else
+#define CB_PY311 1
+#endif
+
+typedef struct cb_pystate {
+#ifdef CB_PY313
+    struct _PyInterpreterFrame *current_frame;
+#else
+    _PyCFrame *cframe;          /* NULL until a new tasklet's bootstrap runs */
+    unsigned char use_tracing;  /* 3.11: handed to a new tasklet's cframe */
+#endif
+    int py_depth;               /* Python recursion depth (3.11: all of it) */
+    int py_cap;                 /* largest depth the stack allows (INT_MAX: none) */
+    int py_offset;              /* 3.11: fake depth that enforces py_cap */
+#ifndef CB_PY311
+    int c_remaining;            /* C recursion units left */
+#endif
+    _PyErr_StackItem *exc_info;
+    PyObject *context;          /* owned while suspended */
+    _PyStackChunk *datastack_chunk;
+    PyObject **datastack_top;
+    PyObject **datastack_limit;
+#ifndef CB_PY313
+    int trash_delete_nesting;
+#endif
+    int tracing;
+} cb_pystate;
+
+/* A new tasklet: empty frame chain, its own exception item, no context, a
+ * frame chunk carved from its stack and a recursion budget scaled to the
+ * stack's size. */
+void cb_pystate_init_new(cb_pystate *st, cb_stack *stack, size_t stack_size,
+                         _PyErr_StackItem *exc_item);
+/* The thread's own state (main tasklet): filled by the first save. */
+void cb_pystate_init_main(cb_pystate *st);
+
+/* Moves the running code's state out of tstate into `from`, and `to`'s in. */
+void cb_pystate_switch(PyThreadState *ts, cb_pystate *from, cb_pystate *to);
+
+#ifndef CB_PY313
+/* Called first thing on a new tasklet's stack, with a cframe that lives as
+ * long as the tasklet. */
+void cb_pystate_boot(PyThreadState *ts, cb_pystate *st, _PyCFrame *cframe);
+#endif
+
+/* Frees frame chunks pushed beyond the root chunk of a finished tasklet and
+ * detaches its data stack from tstate. */
+void cb_pystate_finish(PyThreadState *ts, cb_pystate *st);
+
+/* The suspended tasklet's current frame (new reference, may be NULL). */
+PyObject *cb_pystate_frame(PyThreadState *ts, cb_pystate *st);
+
+/* Recursion units a stack of this size can afford (see pystate.c). */
+int cb_pystate_budget(size_t stack_size);
+
+#endif

@@ -1,0 +1,803 @@
+/* Switching between tasklets and the run loops built on it: the rules of
+ * scheduler-semantics.md sections 1-4, 7 and 10 live here.
+ *
+ * Model. The running tasklet is manager->current. A tasklet gives control
+ * away in one of two ways:
+ *   - run_child(): it runs another tasklet as that tasklet's *parent* and is
+ *     suspended "in a loop" until control comes back to it;
+ *   - yield: it is suspended and control goes to its parent if that parent is
+ *     still waiting in a loop, else to the main tasklet.
+ * The main tasklet only ever gives control away through run_child(), so it is
+ * always a valid place to return to. Whatever resumes a tasklet, it simply
+ * continues after the switch it made, and re-reads the state it depends on.
+ */
+#include "core.h"
+
+#include <time.h>
+
+#if PY_VERSION_HEX >= 0x030D0000
+#define CB_IS_FINALIZING() Py_IsFinalizing()
+#else
+#define CB_IS_FINALIZING() _Py_IsFinalizing()
+#endif
+
+long long cb_monotonic_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/* ---- exceptions as objects --------------------------------------------------- */
+
+PyObject *cb_err_fetch(void)
+{
+#if PY_VERSION_HEX >= 0x030C0000
+    return PyErr_GetRaisedException();
+#else
+    PyObject *type, *value, *tb;
+
+    PyErr_Fetch(&type, &value, &tb);
+    if (!type)
+        return NULL;
+    PyErr_NormalizeException(&type, &value, &tb);
+    if (tb) {
+        PyException_SetTraceback(value, tb);
+        Py_DECREF(tb);
+    }
+    Py_DECREF(type);
+    return value;
+#endif
+}
+
+/* Re-raises an exception object as it was (traceback intact, no chaining to
+ * what the receiver is handling). Steals `exc`; NULL clears. */
+void cb_err_restore(PyObject *exc)
+{
+#if PY_VERSION_HEX >= 0x030C0000
+    PyErr_SetRaisedException(exc);
+#else
+    if (!exc) {
+        PyErr_Clear();
+        return;
+    }
+    PyObject *type = (PyObject *)Py_TYPE(exc);
+    PyObject *tb = PyException_GetTraceback(exc);
+
+    Py_INCREF(type);
+    PyErr_Restore(type, exc, tb);
+#endif
+}
+
+/* Raises an exception thrown into a tasklet as a `raise` statement at its
+ * suspension point would. Steals `exc`. */
+static void err_raise_thrown(PyObject *exc)
+{
+    PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
+    Py_DECREF(exc);
+}
+
+/* ---- the switch itself ----------------------------------------------------------- */
+
+/* Runs on the new side of every switch, once interpreter state is restored. */
+static void post_switch(cb_manager *m)
+{
+    m->switching = 0;
+    if (m->stack_to_release) {
+        cb_stack_release(&m->pool, m->stack_to_release);
+        m->stack_to_release = NULL;
+    }
+    for (int i = 0; i < 2; i++) {
+        PyObject *o = m->decref_after_switch[i];
+        m->decref_after_switch[i] = NULL;
+        Py_XDECREF(o); /* may run Python code: we are a healthy tasklet again */
+    }
+}
+
+static void overflow_abort(cb_tasklet *t)
+{
+    fprintf(stderr,
+            "carbon: C stack overflow in tasklet %s (unguarded stack of %zu "
+            "bytes; raise the stack size)\n",
+            t->method_name ? PyUnicode_AsUTF8(t->method_name) : "?",
+            cb_g.stack_size);
+    abort();
+}
+
+/* Makes `to` the running tasklet; returns when `from` is resumed (or never,
+ * when `final`). The caller has finished everything that may run Python code. */
+static void switch_core(cb_manager *m, cb_tasklet *from, cb_tasklet *to,
+                        PyObject *decref_later, int final)
+{
+    if (m->switching)
+        Py_FatalError("carbon: tasklet switch re-entered");
+    m->switching = 1;
+    m->switches++;
+    to->times_switched_to++;
+    Py_INCREF(to);
+    m->current = to;
+    m->decref_after_switch[0] = (PyObject *)from; /* current's reference */
+    m->decref_after_switch[1] = decref_later;
+    if (from->stack && !from->stack->guarded && cb_stack_check(from->stack) < 0)
+        overflow_abort(from);
+    cb_pystate_switch(m->tstate, &from->st, &to->st);
+    if (final)
+        cb_ctx_switch_final(&from->ctx, &to->ctx, NULL);
+    cb_ctx_switch(&from->ctx, &to->ctx, NULL);
+    post_switch(m);
+}
+
+static void do_switch(cb_manager *m, cb_tasklet *to)
+{
+    cb_tasklet *from = m->current;
+
+    if (cb_g.schedule_callback || cb_g.fast_callback)
+        cb_call_schedule_callback(m, from, to);
+    switch_core(m, from, to, NULL, 0);
+}
+
+/* ---- starting and finishing a tasklet --------------------------------------------- */
+
+static void finish(cb_manager *m, cb_tasklet *t, PyObject *result);
+
+static void tasklet_entry(void *arg)
+{
+    cb_manager *m = cb_manager_peek();
+    cb_tasklet *t;
+    PyObject *result = NULL;
+#ifndef CB_PY313
+    _PyCFrame cframe; /* lives as long as the tasklet */
+#endif
+
+    (void)arg;
+    cb_ctx_entered();
+    t = m->current;
+#ifndef CB_PY313
+    cb_pystate_boot(m->tstate, &t->st, &cframe);
+#endif
+    post_switch(m);
+    t->start_time = cb_monotonic_ns();
+    if (t->pending_exc) {
+        /* Thrown before it ever ran: raised inside it, as Stackless does. */
+        PyObject *exc = t->pending_exc;
+        t->pending_exc = NULL;
+        err_raise_thrown(exc);
+    } else if (!t->callable || !t->alive) {
+        result = Py_NewRef(Py_None);
+    } else if (t->args && !PyTuple_Check(t->args)) {
+        PyErr_SetString(PyExc_RuntimeError, "Arguments must be a tuple");
+    } else if (t->kwargs && !PyDict_Check(t->kwargs)) {
+        PyErr_SetString(PyExc_RuntimeError, "kwargs must be a dict");
+    } else {
+        PyObject *args = t->args ? t->args : PyTuple_New(0);
+        if (args)
+            result = PyObject_Call(t->callable, args, t->kwargs);
+        if (args != t->args)
+            Py_XDECREF(args);
+    }
+    t->end_time = cb_monotonic_ns();
+    finish(m, t, result);
+}
+
+/* Where control goes when `t` stops running. */
+static cb_tasklet *return_target(cb_manager *m, cb_tasklet *t)
+{
+    cb_tasklet *p = t->parent;
+
+    if (p && p->in_loop && p->mgr == m && p != t)
+        return p;
+    return m->main;
+}
+
+static void finish(cb_manager *m, cb_tasklet *t, PyObject *result)
+{
+    PyObject *exc = NULL;
+    cb_tasklet *target;
+    cb_tasklet *parent;
+
+    if (result) {
+        Py_DECREF(result);
+    } else {
+        exc = cb_err_fetch();
+        if (exc && PyErr_GivenExceptionMatches(exc, cb_TaskletExit))
+            Py_CLEAR(exc);
+    }
+    /* Everything that may run Python code happens while t is still alive. */
+    Py_CLEAR(t->callable);
+    Py_CLEAR(t->args);
+    Py_CLEAR(t->kwargs);
+    Py_CLEAR(t->tempval);
+    Py_CLEAR(t->pending_exc);
+    Py_CLEAR(t->child_exc);
+    Py_CLEAR(t->exc_state.exc_value);
+    Py_CLEAR(m->tstate->context);
+    target = return_target(m, t);
+    if (cb_g.schedule_callback || cb_g.fast_callback)
+        cb_call_schedule_callback(m, t, target);
+    target = return_target(m, t);
+
+    /* From here on nothing may run Python code. */
+    t->alive = 0;
+    t->paused = 0;
+    if (t->node.next) {
+        cb_queue_unlink(m, t);
+        Py_DECREF(t); /* the queue's; current still holds one */
+    }
+    if (exc)
+        Py_XSETREF(target->child_exc, exc);
+    parent = t->parent; /* released after the switch: it may be `target` */
+    t->parent = NULL;
+    m->stack_to_release = t->stack;
+    t->stack = NULL;
+    t->started = 0;
+    cb_pystate_finish(m->tstate, &t->st);
+    switch_core(m, t, target, (PyObject *)parent, 1);
+}
+
+static int prepare_start(cb_manager *m, cb_tasklet *t)
+{
+    cb_stack *stack = cb_stack_acquire(&m->pool);
+
+    if (!stack) {
+        PyErr_SetString(PyExc_MemoryError, "cannot allocate a tasklet stack");
+        return -1;
+    }
+    t->stack = stack;
+    cb_pystate_init_new(&t->st, stack, m->pool.stack_size, &t->exc_state);
+    if (cb_ctx_make(&t->ctx, stack->lo, (size_t)(stack->top - stack->lo), tasklet_entry) < 0) {
+        t->stack = NULL;
+        cb_stack_release(&m->pool, stack);
+        PyErr_SetString(PyExc_MemoryError, "cannot create a tasklet context");
+        return -1;
+    }
+    t->started = 1;
+    return 0;
+}
+
+/* ---- resuming ------------------------------------------------------------------------ */
+
+/* After control came back to `t`: raises what was thrown at it, or what
+ * escaped from a child it ran. */
+static int resume_check(cb_tasklet *t)
+{
+    PyObject *exc;
+
+    if (t->pending_exc) {
+        exc = t->pending_exc;
+        t->pending_exc = NULL;
+        Py_CLEAR(t->child_exc);
+        err_raise_thrown(exc);
+        return -1;
+    }
+    if (t->child_exc) {
+        exc = t->child_exc;
+        t->child_exc = NULL;
+        cb_err_restore(exc);
+        return -1;
+    }
+    return 0;
+}
+
+int cb_raise_deferred(cb_tasklet *cur)
+{
+    if (cur->pending_exc || cur->child_exc)
+        return resume_check(cur);
+    return 0;
+}
+
+int cb_check_switch_allowed(cb_manager *m)
+{
+    if (m->switch_trap) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "Cannot schedule when scheduler switch_trap level is non-zero");
+        return -1;
+    }
+    if (CB_IS_FINALIZING()) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "cannot switch tasklets while the interpreter is finalizing");
+        return -1;
+    }
+    return 0;
+}
+
+/* The current tasklet runs `c` as its parent until control comes back. */
+static int run_child(cb_manager *m, cb_tasklet *c)
+{
+    cb_tasklet *p = m->current;
+
+    if (!c->started && !c->is_main && prepare_start(m, c) < 0)
+        return -1;
+    Py_INCREF(p);
+    Py_XSETREF(c->parent, p);
+    p->in_loop = 1;
+    do_switch(m, c);
+    p->in_loop = 0;
+    m->completed++;
+    return resume_check(p);
+}
+
+void cb_suspend(cb_manager *m)
+{
+    cb_tasklet *cur = m->current;
+
+    do_switch(m, return_target(m, cur));
+}
+
+/* ---- run loops --------------------------------------------------------------------------- */
+
+static void node_link_after(cb_node *pos, cb_node *n)
+{
+    n->prev = pos;
+    n->next = pos->next;
+    pos->next->prev = n;
+    pos->next = n;
+}
+
+static void node_unlink(cb_node *n)
+{
+    n->prev->next = n->next;
+    n->next->prev = n->prev;
+    n->prev = n->next = NULL;
+}
+
+/* The main tasklet runs the queue from its front: until it is empty, `done`
+ * says stop, or the limits are reached (semantics section 10). */
+static int run_toplevel(cb_manager *m, long long max_switches, long long timeout_ns,
+                        int (*done)(void *), void *arg)
+{
+    long long start = timeout_ns >= 0 ? cb_monotonic_ns() : 0;
+    long long count = 0;
+    int deadline_seen = 0;
+
+    for (;;) {
+        cb_tasklet *t;
+        int last = 0;
+
+        if (m->deferred_kills)
+            cb_process_deferred_kills(m);
+        if (done && done(arg))
+            return 0;
+        t = cb_queue_first(m);
+        if (!t)
+            return 0;
+        if (max_switches >= 0 && count >= max_switches)
+            return 0;
+        if (cb_check_switch_allowed(m) < 0)
+            return -1;
+        if (timeout_ns >= 0 && cb_monotonic_ns() - start >= timeout_ns)
+            last = ++deadline_seen >= 2;
+        count++;
+        if (run_child(m, t) < 0)
+            return -1;
+        if (last)
+            return 0;
+    }
+}
+
+/* The current tasklet runs, as their parent, the queued tasklets from
+ * `start` up to the one that is last in the queue now (or `start` alone).
+ * Two markers in the queue keep the loop's place and end, so tasklets that
+ * finish, block, or move to the back in the meantime are handled, and ones
+ * put "right behind the current tasklet" run next. */
+static int run_segment(cb_manager *m, cb_tasklet *start, int only_start)
+{
+    cb_node *head = &m->main->node;
+    cb_node cursor = {NULL, NULL, CB_NODE_CURSOR};
+    cb_node end = {NULL, NULL, CB_NODE_END};
+    int rc = 0;
+
+    node_link_after(only_start ? &start->node : head->prev, &end);
+    node_link_after(start->node.prev, &cursor);
+    for (;;) {
+        cb_node *n = cursor.next;
+        cb_tasklet *t;
+
+        while (n != &end && n != head && n->kind != CB_NODE_TASKLET)
+            n = n->next;
+        if (n == &end || n == head)
+            break;
+        node_unlink(&cursor);
+        node_link_after(n, &cursor);
+        t = (cb_tasklet *)((char *)n - offsetof(cb_tasklet, node));
+        if (t == m->current)
+            continue;
+        if (cb_check_switch_allowed(m) < 0 || run_child(m, t) < 0) {
+            rc = -1;
+            break;
+        }
+    }
+    node_unlink(&cursor);
+    node_unlink(&end);
+    return rc;
+}
+
+/* ---- yielding ------------------------------------------------------------------------------- */
+
+int cb_yield(cb_manager *m)
+{
+    cb_tasklet *cur = m->current;
+
+    if (cur->is_main)
+        return run_toplevel(m, -1, -1, NULL, NULL);
+    cb_suspend(m);
+    return resume_check(cur);
+}
+
+/* Moves `t` (queued or not) right behind `after`. */
+static void queue_move_after(cb_manager *m, cb_tasklet *t, cb_tasklet *after)
+{
+    if (t->node.next) {
+        cb_queue_unlink(m, t);
+        Py_DECREF(t); /* callers hold their own reference */
+    }
+    Py_INCREF(t);
+    node_link_after(&after->node, &t->node);
+    m->queued++;
+    t->paused = 0;
+}
+
+int cb_schedule(cb_manager *m, int remove)
+{
+    cb_tasklet *cur = m->current;
+
+    if (cb_raise_deferred(cur) < 0)
+        return -1;
+    if (cur->is_main) {
+        if (cb_queue_first(m) && cb_check_switch_allowed(m) < 0)
+            return -1;
+        return run_toplevel(m, -1, -1, NULL, NULL);
+    }
+    if (cb_check_switch_allowed(m) < 0)
+        return -1;
+    if (cur->node.next) {
+        cb_queue_unlink(m, cur);
+        Py_DECREF(cur); /* current still holds a reference */
+    }
+    if (remove)
+        cur->paused = 1;
+    else
+        cb_queue_append(m, cur);
+    return cb_yield(m);
+}
+
+/* A non-main tasklet hands control straight to the main tasklet. */
+static int switch_to_main(cb_manager *m, int stay_queued)
+{
+    cb_tasklet *cur = m->current;
+
+    if (!stay_queued && cur->node.next) {
+        cb_queue_unlink(m, cur);
+        Py_DECREF(cur);
+        cur->paused = 1;
+    }
+    do_switch(m, m->main);
+    return resume_check(cur);
+}
+
+int cb_run_tasklet(cb_manager *m, cb_tasklet *t)
+{
+    cb_tasklet *cur = m->current;
+
+    if (t == cur)
+        return 0;
+    if (cb_raise_deferred(cur) < 0 || cb_check_switch_allowed(m) < 0)
+        return -1;
+    if (t->is_main)
+        return switch_to_main(m, 1);
+    if (cb_g.use_nested) {
+        if (!t->node.next)
+            cb_queue_append(m, t);
+        return run_segment(m, t, 0);
+    }
+    /* Flat: t runs next, the caller right after it ("front plus one"). */
+    if (cur->node.next || cur->is_main)
+        queue_move_after(m, t, cur);
+    else
+        queue_move_after(m, t, m->main);
+    if (cur->is_main)
+        return run_toplevel(m, -1, -1, NULL, NULL);
+    queue_move_after(m, cur, t);
+    return cb_yield(m);
+}
+
+int cb_switch_tasklet(cb_manager *m, cb_tasklet *t)
+{
+    cb_tasklet *cur = m->current;
+    int rc;
+
+    if (t == cur)
+        return 0;
+    if (cb_raise_deferred(cur) < 0 || cb_check_switch_allowed(m) < 0)
+        return -1;
+    if (t->is_main)
+        return switch_to_main(m, 0);
+    if (!t->node.next) {
+        /* Not queued: it runs by itself; the caller is paused meanwhile. */
+        unsigned was_paused = cur->paused;
+        cb_queue_append(m, t);
+        cur->paused = 1;
+        rc = run_segment(m, t, 1);
+        cur->paused = was_paused;
+        return rc;
+    }
+    if (run_segment(m, t, 0) < 0)
+        return -1;
+    if (cur->is_main)
+        return run_toplevel(m, -1, -1, NULL, NULL);
+    /* The caller yields without being re-queued. */
+    if (cur->node.next) {
+        cb_queue_unlink(m, cur);
+        Py_DECREF(cur);
+    }
+    cur->paused = 1;
+    return cb_yield(m);
+}
+
+int cb_run(cb_manager *m, long long max_switches, long long timeout_ns)
+{
+    cb_tasklet *cur = m->current;
+    cb_tasklet *t;
+
+    if (cb_raise_deferred(cur) < 0)
+        return -1;
+    if (cur->is_main)
+        return run_toplevel(m, max_switches, timeout_ns, NULL, NULL);
+    if (!cb_g.use_nested)
+        return cb_schedule(m, 0);
+    t = cur->node.next ? cb_queue_next_of(m, cur) : cb_queue_first(m);
+    if (!t)
+        return 0;
+    if (cb_check_switch_allowed(m) < 0)
+        return -1;
+    return run_segment(m, t, 0);
+}
+
+int cb_run_until(cb_manager *m, int (*done)(void *), void *arg)
+{
+    for (;;) {
+        int r;
+
+        if (run_toplevel(m, -1, -1, done, arg) < 0)
+            return -1;
+        if (done(arg))
+            return 1;
+        if (!m->idle)
+            return 0;
+        r = m->idle(m, m->hook_arg);
+        if (r <= 0)
+            return r;
+    }
+}
+
+static int flag_set(void *arg)
+{
+    return *(unsigned *)arg != 0;
+}
+
+int cb_block_current(cb_manager *m, unsigned *flag)
+{
+    cb_tasklet *cur = m->current;
+    int r;
+
+    if (cb_raise_deferred(cur) < 0 || cb_check_switch_allowed(m) < 0)
+        return -1;
+    if (cur->is_main) {
+        r = cb_run_until(m, flag_set, flag);
+        if (r < 0)
+            return -1;
+        if (r == 0) {
+            PyErr_SetString(PyExc_RuntimeError,
+                            "Deadlock: the last runnable tasklet cannot be blocked.");
+            return -1;
+        }
+        return 0;
+    }
+    if (cur->node.next) {
+        cb_queue_unlink(m, cur);
+        Py_DECREF(cur);
+    }
+    cur->paused = 1;
+    cb_suspend(m);
+    return resume_check(cur);
+}
+
+/* ---- throw and kill ------------------------------------------------------------------------ */
+
+/* A tasklet that never ran dies without running. */
+static void die_unstarted(cb_manager *m, cb_tasklet *t)
+{
+    PyObject *callable = t->callable, *args = t->args, *kwargs = t->kwargs;
+
+    t->alive = 0;
+    t->paused = 0;
+    t->callable = t->args = t->kwargs = NULL;
+    if (t->node.next) {
+        cb_queue_unlink(m, t);
+        Py_DECREF(t); /* the caller holds a reference */
+    }
+    Py_XDECREF(callable);
+    Py_XDECREF(args);
+    Py_XDECREF(kwargs);
+}
+
+int cb_throw(cb_tasklet *t, PyObject *exc, int pending)
+{
+    cb_manager *m = t->mgr;
+
+    if (t == m->current) {
+        err_raise_thrown(exc);
+        return -1;
+    }
+    if (!t->started && !t->is_main &&
+        PyErr_GivenExceptionMatches(exc, cb_TaskletExit)) {
+        Py_DECREF(exc);
+        die_unstarted(m, t);
+        return 0;
+    }
+    if (!pending && cb_check_switch_allowed(m) < 0) {
+        Py_DECREF(exc);
+        return -1;
+    }
+    if (t->chan) {
+        if (pending) {
+            t->blocked = 0; /* stays on the channel until it runs */
+        } else {
+            cb_channel_unlink(t);
+            Py_DECREF(t); /* the channel's; the caller holds one */
+        }
+    }
+    Py_XSETREF(t->pending_exc, exc);
+    if (pending) {
+        if (!t->is_main && !t->node.next)
+            cb_queue_append(m, t);
+        return 0;
+    }
+    return cb_run_tasklet(m, t);
+}
+
+static int kill_pending(cb_tasklet *t)
+{
+    return t->pending_exc && PyErr_GivenExceptionMatches(t->pending_exc, cb_TaskletExit);
+}
+
+int cb_kill(cb_tasklet *t, int pending)
+{
+    cb_manager *m = t->mgr;
+    PyObject *exc;
+
+    if ((!t->alive && !t->is_main) || kill_pending(t))
+        return 0;
+    if (t == m->current) {
+        PyErr_SetNone(cb_TaskletExit);
+        return -1;
+    }
+    if (!t->started && !t->is_main) {
+        die_unstarted(m, t);
+        return 0;
+    }
+    if (!pending && cb_check_switch_allowed(m) < 0)
+        return -1;
+    if (t->chan) {
+        cb_channel_unlink(t);
+        Py_DECREF(t); /* the channel's; the caller holds one */
+    }
+    exc = PyObject_CallNoArgs(cb_TaskletExit);
+    if (!exc)
+        return -1;
+    Py_XSETREF(t->pending_exc, exc);
+    if (pending) {
+        if (!t->is_main && !t->node.next)
+            cb_queue_append(m, t);
+        return 0;
+    }
+    return cb_run_tasklet(m, t);
+}
+
+int cb_kill_remote(cb_tasklet *t)
+{
+    cb_manager *owner = t->mgr;
+    PyObject *exc;
+
+    if (!owner || (!t->alive && !t->is_main) || kill_pending(t))
+        return 0;
+    if (t->chan) {
+        cb_channel_unlink(t);
+        Py_DECREF(t); /* the channel's; the caller holds one */
+    }
+    exc = PyObject_CallNoArgs(cb_TaskletExit);
+    if (!exc)
+        return -1;
+    Py_XSETREF(t->pending_exc, exc);
+    if (t->is_main) {
+        if (owner->wakeup)
+            owner->wakeup(owner, owner->hook_arg);
+    } else {
+        cb_make_runnable(t, 0);
+    }
+    return 0;
+}
+
+/* Kills `t` by running it alone (teardown: nothing else should run). */
+int cb_kill_alone(cb_manager *m, cb_tasklet *t)
+{
+    PyObject *exc;
+
+    if (!t->started) {
+        die_unstarted(m, t);
+        return 0;
+    }
+    if (t->chan) {
+        cb_channel_unlink(t);
+        Py_DECREF(t); /* the channel's; the caller holds one */
+    }
+    exc = PyObject_CallNoArgs(cb_TaskletExit);
+    if (!exc)
+        return -1;
+    Py_XSETREF(t->pending_exc, exc);
+    if (!t->node.next)
+        cb_queue_append(m, t);
+    return run_segment(m, t, 1);
+}
+
+int cb_kill_all(cb_manager *m)
+{
+    for (int pass = 0; pass < 3; pass++) {
+        Py_ssize_t n = 0, i;
+        cb_tasklet **victims;
+
+        for (cb_tasklet *t = m->all; t; t = t->mgr_next)
+            if (!t->is_main && t->alive && !t->leaked)
+                n++;
+        if (n == 0)
+            return 0;
+        victims = PyMem_Malloc((size_t)n * sizeof *victims);
+        if (!victims)
+            return -1;
+        i = 0;
+        for (cb_tasklet *t = m->all; t && i < n; t = t->mgr_next)
+            if (!t->is_main && t->alive && !t->leaked)
+                victims[i++] = (cb_tasklet *)Py_NewRef(t);
+        n = i;
+        for (i = 0; i < n; i++) {
+            cb_tasklet *t = victims[i];
+            if (t->alive && t->mgr == m && t != m->current && cb_kill_alone(m, t) < 0)
+                PyErr_WriteUnraisable((PyObject *)t);
+            Py_DECREF(t);
+        }
+        PyMem_Free(victims);
+    }
+    return 0;
+}
+
+void cb_process_deferred_kills(cb_manager *m)
+{
+    while (m->deferred_kills) {
+        cb_tasklet *t = m->deferred_kills;
+
+        m->deferred_kills = t->kill_next;
+        t->kill_next = NULL;
+        t->kill_deferred = 0;
+        if (t->alive && t->started && t->mgr == m && cb_kill_alone(m, t) < 0)
+            PyErr_WriteUnraisable((PyObject *)t);
+        Py_DECREF(t); /* taken when its last reference was dropped elsewhere */
+    }
+}
+
+/* ---- introspection ---------------------------------------------------------------------- */
+
+PyObject *cb_tasklet_frame(cb_tasklet *t)
+{
+    cb_manager *m = t->mgr;
+    PyObject *frame = NULL;
+
+    if (!m || (!t->started && !t->is_main) || (!t->alive && !t->is_main))
+        Py_RETURN_NONE;
+    if (t == m->current)
+        frame = (PyObject *)PyThreadState_GetFrame(m->tstate);
+    else
+        frame = cb_pystate_frame(PyThreadState_Get(), &t->st);
+    if (!frame)
+        Py_RETURN_NONE;
+    return frame;
+}

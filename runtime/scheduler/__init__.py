@@ -1,0 +1,115 @@
+"""Tasklets and channels for Python 3 (Carbon runtime).
+
+Everything of the C extension ``_scheduler`` is re-exported here, together with
+``QueueChannel``, ``block_trap`` and a few debugging helpers. ``current`` and
+``main`` are computed on every access, for the calling thread.
+"""
+import collections
+import contextlib
+import threading
+import traceback
+
+import _scheduler
+
+for _name in dir(_scheduler):
+    if _name not in ("__name__", "__file__"):
+        globals()[_name] = getattr(_scheduler, _name)
+del _name
+
+
+def __getattr__(name):
+    # PEP 562: these depend on the calling thread, so they cannot be constants.
+    if name == "current":
+        return _scheduler.getcurrent()
+    if name == "main":
+        return _scheduler.getmain()
+    raise AttributeError("module 'scheduler' has no attribute %r" % (name,))
+
+
+class QueueChannel(_scheduler.channel):
+    """A channel whose sender never blocks: values wait in a deque."""
+
+    def __init__(self):
+        _scheduler.channel.__init__(self)
+        self.data_queue = collections.deque()
+        self.preference = 1
+
+    def send(self, data):
+        with threading.Lock():
+            if _scheduler.channel.balance.__get__(self) >= 0 and not self.closing:
+                self.data_queue.append((True, data))
+            else:
+                _scheduler.channel.send(self, data)
+
+    def send_exception(self, exc, *args):
+        with threading.Lock():
+            self.send_throw(exc, args)
+
+    def send_throw(self, exc, value=None, tb=None):
+        with threading.Lock():
+            if _scheduler.channel.balance.__get__(self) >= 0 and not self.closing:
+                self.data_queue.append((False, (exc, value, tb)))
+            else:
+                _scheduler.channel.send_throw(self, exc, value, tb)
+
+    def receive(self):
+        with threading.Lock():
+            if not self.data_queue:
+                return _scheduler.channel.receive(self)
+            is_data, payload = self.data_queue.popleft()
+            if is_data:
+                return payload
+            exc, value, tb = payload
+            raise exc(value).with_traceback(tb)
+
+    @property
+    def balance(self):
+        with threading.Lock():
+            if self.data_queue:
+                return len(self.data_queue)
+            return _scheduler.channel.balance.__get__(self)
+
+    def send_sequence(self, seq):
+        with threading.Lock():
+            for item in seq:
+                self.send(item)
+
+    def __next__(self):
+        with threading.Lock():
+            return self.receive()
+
+    def __len__(self):
+        with threading.Lock():
+            return len(self.data_queue)
+
+
+@contextlib.contextmanager
+def block_trap(trap=True):
+    """Within the block, channel operations that would block raise."""
+    current = _scheduler.getcurrent()
+    old = current.block_trap
+    current.block_trap = trap
+    try:
+        yield
+    finally:
+        current.block_trap = old
+
+
+def format_tasklet_stacks(limit=None):
+    """The stacks of every live tasklet of the calling thread, formatted as
+    text (for hitch reports and debugging)."""
+    lines = []
+    current = _scheduler.getcurrent()
+    for t in _scheduler.get_thread_tasklets():
+        state = "main" if t.is_main else (t.method_name or "unbound")
+        flags = [name for name in ("is_current", "blocked", "scheduled", "paused")
+                 if getattr(t, name)]
+        lines.append("Tasklet %s (%s) [%s]\n" % (hex(id(t)), state, ", ".join(flags)))
+        frame = t.frame
+        if t is current and frame is not None:
+            frame = frame.f_back  # leave out this function's own frame
+        if frame is None:
+            lines.append("  (not started)\n" if t.alive else "  (no frames)\n")
+        else:
+            lines.extend(traceback.format_stack(frame, limit))
+    return "".join(lines)

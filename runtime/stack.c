@@ -1,0 +1,335 @@
+/* Tasklet stack pool (see stack.h). */
+#define _GNU_SOURCE
+#include "stack.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "sanitizer.h"
+
+#ifndef MAP_STACK
+#define MAP_STACK 0
+#endif
+
+#define PAGE 4096u
+/* Where the C stack top sits inside its page: the bytes below it belong to
+ * the C stack, the bytes above to the frame chunk, so a tasklet blocked a few
+ * calls deep touches one page. */
+#define TOP_OFFSET_IN_PAGE 2048u
+/* Pages kept resident on release, on each side of the top. */
+#define HOT_BYTES (16u * 1024u)
+#define SLAB_SLOTS 64u
+/* Canary: the lowest bytes of an unguarded stack must stay zero. */
+#define CANARY_WORDS 8
+#define DEFAULT_MAX_FREE 128u
+/* Maps kept for the rest of the process when computing the guard budget. */
+#define MAP_RESERVE 8192u
+
+typedef struct slab_class {
+    size_t slot_size;          /* C stack + frame chunk */
+    cb_stack *free;            /* slots given back by pools */
+    size_t nfree;
+    struct slab_class *next;
+} slab_class;
+
+static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
+static size_t g_guard_budget = (size_t)-1; /* computed on first use */
+static size_t g_guarded_live;
+static size_t g_slab_live;
+static size_t g_slabs;
+static slab_class *g_slab_classes;
+
+size_t cb_stack_round_size(size_t size)
+{
+    size = (size + PAGE - 1) & ~(size_t)(PAGE - 1);
+    if (size < CB_STACK_MIN_SIZE || size > CB_STACK_MAX_SIZE)
+        return 0;
+    return size;
+}
+
+static size_t read_max_map_count(void)
+{
+    FILE *f = fopen("/proc/sys/vm/max_map_count", "r");
+    unsigned long n = 65530;
+
+    if (f) {
+        if (fscanf(f, "%lu", &n) != 1)
+            n = 65530;
+        fclose(f);
+    }
+    return n;
+}
+
+/* Caller holds g_lock. */
+static size_t guard_budget_locked(void)
+{
+    if (g_guard_budget == (size_t)-1) {
+        const char *env = getenv("CARBON_GUARDED_STACKS");
+        size_t maps = read_max_map_count();
+
+        if (env && *env)
+            g_guard_budget = (size_t)strtoull(env, NULL, 10);
+        else
+            g_guard_budget = maps > MAP_RESERVE ? (maps - MAP_RESERVE) / 2 : 0;
+    }
+    return g_guard_budget;
+}
+
+/* (size_t)-1 restores the default, computed from vm.max_map_count. */
+void cb_stack_set_guard_budget(size_t guarded_stacks)
+{
+    pthread_mutex_lock(&g_lock);
+    g_guard_budget = guarded_stacks;
+    pthread_mutex_unlock(&g_lock);
+}
+
+void cb_stack_get_stats(cb_stack_stats *stats)
+{
+    size_t slab_free = 0;
+
+    pthread_mutex_lock(&g_lock);
+    for (slab_class *c = g_slab_classes; c; c = c->next)
+        slab_free += c->nfree;
+    stats->guarded_live = g_guarded_live;
+    stats->slab_live = g_slab_live;
+    stats->slab_free = slab_free;
+    stats->guard_budget = guard_budget_locked();
+    stats->slabs = g_slabs;
+    pthread_mutex_unlock(&g_lock);
+}
+
+/* Lays out a slot starting at `base` (first usable byte). */
+static void set_geometry(cb_stack *s, char *base, size_t stack_size)
+{
+    s->lo = base;
+    s->top = base + stack_size - (PAGE - TOP_OFFSET_IN_PAGE);
+    s->frames = s->top;
+    s->frames_size = (size_t)(base + stack_size + CB_FRAME_CHUNK_SIZE - s->top);
+    s->vg_id = CB_VALGRIND_STACK_REGISTER(s->lo, s->top);
+}
+
+static cb_stack *map_guarded(size_t stack_size)
+{
+    size_t len = PAGE + stack_size + CB_FRAME_CHUNK_SIZE;
+    cb_stack *s = malloc(sizeof *s);
+    char *base;
+
+    if (!s)
+        return NULL;
+    base = mmap(NULL, len, PROT_READ | PROT_WRITE,
+                MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+    if (base == MAP_FAILED) {
+        free(s);
+        return NULL;
+    }
+    if (mprotect(base, PAGE, PROT_NONE) != 0) {
+        munmap(base, len);
+        free(s);
+        return NULL;
+    }
+    madvise(base, len, MADV_NOHUGEPAGE);
+    set_geometry(s, base + PAGE, stack_size);
+    s->guarded = 1;
+    return s;
+}
+
+static void unmap_guarded(cb_stack *s, size_t stack_size)
+{
+    CB_VALGRIND_STACK_DEREGISTER(s->vg_id);
+    munmap(s->lo - PAGE, PAGE + stack_size + CB_FRAME_CHUNK_SIZE);
+    free(s);
+}
+
+/* Caller holds g_lock. */
+static slab_class *slab_class_for(size_t slot_size)
+{
+    slab_class *c;
+
+    for (c = g_slab_classes; c; c = c->next)
+        if (c->slot_size == slot_size)
+            return c;
+    c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    c->slot_size = slot_size;
+    c->next = g_slab_classes;
+    g_slab_classes = c;
+    return c;
+}
+
+/* Maps a new slab and puts its slots on the class's free list. Caller holds
+ * g_lock. */
+static int grow_slab_locked(slab_class *c, size_t stack_size)
+{
+    size_t len = c->slot_size * SLAB_SLOTS;
+    cb_stack *descs = calloc(SLAB_SLOTS, sizeof *descs);
+    char *base;
+
+    if (!descs)
+        return -1;
+    base = mmap(NULL, len, PROT_READ | PROT_WRITE,
+                MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+    if (base == MAP_FAILED) {
+        free(descs);
+        return -1;
+    }
+    madvise(base, len, MADV_NOHUGEPAGE);
+    for (unsigned i = SLAB_SLOTS; i-- > 0;) {
+        cb_stack *s = &descs[i];
+        set_geometry(s, base + (size_t)i * c->slot_size, stack_size);
+        s->guarded = 0;
+        s->next = c->free;
+        c->free = s;
+        c->nfree++;
+    }
+    g_slabs++;
+    return 0;
+}
+
+static cb_stack *new_stack(size_t stack_size)
+{
+    cb_stack *s = NULL;
+    slab_class *c;
+
+    pthread_mutex_lock(&g_lock);
+    if (g_guarded_live < guard_budget_locked()) {
+        s = map_guarded(stack_size);
+        if (s)
+            g_guarded_live++;
+    }
+    if (!s) {
+        c = slab_class_for(stack_size + CB_FRAME_CHUNK_SIZE);
+        if (c && (c->free || grow_slab_locked(c, stack_size) == 0)) {
+            s = c->free;
+            c->free = s->next;
+            c->nfree--;
+            g_slab_live++;
+        }
+    }
+    pthread_mutex_unlock(&g_lock);
+    if (!s)
+        errno = ENOMEM;
+    return s;
+}
+
+/* Returns a stack to the process: unmapped if guarded, else its memory is
+ * discarded and the slot goes to the free list of its slab class. */
+static void drop_stack(cb_stack *s, size_t stack_size)
+{
+    if (s->guarded) {
+        unmap_guarded(s, stack_size);
+        pthread_mutex_lock(&g_lock);
+        g_guarded_live--;
+        pthread_mutex_unlock(&g_lock);
+        return;
+    }
+    madvise(s->lo, stack_size + CB_FRAME_CHUNK_SIZE, MADV_DONTNEED);
+    pthread_mutex_lock(&g_lock);
+    slab_class *c = slab_class_for(stack_size + CB_FRAME_CHUNK_SIZE);
+    g_slab_live--;
+    if (c) {
+        s->next = c->free;
+        c->free = s;
+        c->nfree++;
+    }
+    pthread_mutex_unlock(&g_lock);
+}
+
+void cb_stack_pool_init(cb_stack_pool *pool, size_t stack_size)
+{
+    memset(pool, 0, sizeof *pool);
+    pool->stack_size = cb_stack_round_size(stack_size);
+    if (!pool->stack_size)
+        pool->stack_size = CB_STACK_DEFAULT_SIZE;
+    pool->max_free = DEFAULT_MAX_FREE;
+}
+
+cb_stack *cb_stack_acquire(cb_stack_pool *pool)
+{
+    cb_stack *s = pool->free;
+
+    if (s) {
+        pool->free = s->next;
+        pool->nfree--;
+    } else {
+        s = new_stack(pool->stack_size);
+        if (!s)
+            return NULL;
+    }
+    s->next = NULL;
+    pool->live++;
+    return s;
+}
+
+static int word_touched(const char *p)
+{
+    return *(const volatile uint64_t *)p != 0;
+}
+
+/* A fresh page reads as zero; if the first word past the hot region on either
+ * side is not, the tasklet went deeper and those pages are given back. */
+static void trim_cold(cb_stack *s, size_t stack_size)
+{
+    char *c_edge = s->top - HOT_BYTES;
+    char *f_edge = s->frames + HOT_BYTES;
+    char *f_end = s->lo + stack_size + CB_FRAME_CHUNK_SIZE;
+    uintptr_t cut;
+
+    if (c_edge - 8 > s->lo && word_touched(c_edge - 8)) {
+        cut = (uintptr_t)c_edge & ~(uintptr_t)(PAGE - 1);
+        madvise(s->lo, cut - (uintptr_t)s->lo, MADV_DONTNEED);
+    }
+    if (f_edge + 8 < f_end && word_touched(f_edge)) {
+        cut = ((uintptr_t)f_edge + PAGE - 1) & ~(uintptr_t)(PAGE - 1);
+        if ((char *)cut < f_end)
+            madvise((void *)cut, (size_t)(f_end - (char *)cut), MADV_DONTNEED);
+    }
+}
+
+void cb_stack_release(cb_stack_pool *pool, cb_stack *s)
+{
+    pool->live--;
+    if (pool->nfree >= pool->max_free) {
+        drop_stack(s, pool->stack_size);
+        return;
+    }
+    trim_cold(s, pool->stack_size);
+    s->next = pool->free;
+    pool->free = s;
+    pool->nfree++;
+}
+
+void cb_stack_pool_clear(cb_stack_pool *pool)
+{
+    while (pool->free) {
+        cb_stack *s = pool->free;
+        pool->free = s->next;
+        pool->nfree--;
+        drop_stack(s, pool->stack_size);
+    }
+}
+
+int cb_stack_check(const cb_stack *s)
+{
+    const volatile uint64_t *w = (const volatile uint64_t *)s->lo;
+
+    if (s->guarded)
+        return 0;
+    for (int i = 0; i < CANARY_WORDS; i++)
+        if (w[i] != 0)
+            return -1;
+    return 0;
+}
+
+int cb_stack_guard_hit(const cb_stack *s, const void *addr)
+{
+    const char *a = addr;
+
+    return s && s->guarded && a >= s->lo - PAGE && a < s->lo;
+}

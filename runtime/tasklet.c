@@ -1,0 +1,926 @@
+/* The tasklet type: construction, binding, the Python methods and attributes
+ * (scheduler-api.md section 2), and its lifetime: a suspended tasklet that
+ * loses its last reference is killed, so its finally blocks run. */
+#include "core.h"
+
+static const char INVALID_MSG[] =
+    "Tasklet object is not valid. Most likely cause being __init__ not called on base type.";
+
+int cb_tasklet_valid(cb_tasklet *t)
+{
+    if (!t->initialised) {
+        PyErr_SetString(PyExc_RuntimeError, INVALID_MSG);
+        return 0;
+    }
+    return 1;
+}
+
+/* 1 if t belongs to the calling thread, else RuntimeError naming `verb`. */
+int cb_tasklet_owned(cb_tasklet *t, const char *verb)
+{
+    cb_manager *m = cb_manager_get();
+
+    if (!m)
+        return 0;
+    if (t->mgr != m) {
+        PyErr_Format(PyExc_RuntimeError,
+                     "Failed to %s tasklet: Cannot %s tasklet from another thread", verb, verb);
+        return 0;
+    }
+    return 1;
+}
+
+int cb_tasklet_needs_unwind(cb_tasklet *t)
+{
+    return t->started && t->alive && !t->is_main && !t->leaked && t->mgr;
+}
+
+static int scheduled(cb_tasklet *t)
+{
+    return t->is_main ? t->mgr != NULL : t->node.next != NULL;
+}
+
+/* ---- allocation and lifetime -------------------------------------------------------- */
+
+static void register_with(cb_manager *m, cb_tasklet *t)
+{
+    t->mgr = m;
+    t->thread_id = m->thread_id;
+    t->mgr_prev = NULL;
+    t->mgr_next = m->all;
+    if (m->all)
+        m->all->mgr_prev = t;
+    m->all = t;
+    t->initialised = 1;
+    cb_g.tasklets++;
+    cb_g.tasklets_all_time++;
+}
+
+static void unregister(cb_tasklet *t)
+{
+    cb_manager *m = t->mgr;
+
+    if (!m)
+        return;
+    if (t->mgr_prev)
+        t->mgr_prev->mgr_next = t->mgr_next;
+    else if (m->all == t)
+        m->all = t->mgr_next;
+    if (t->mgr_next)
+        t->mgr_next->mgr_prev = t->mgr_prev;
+    t->mgr_prev = t->mgr_next = NULL;
+}
+
+cb_tasklet *cb_tasklet_new_main(cb_manager *m)
+{
+    cb_tasklet *t = (cb_tasklet *)cb_TaskletType.tp_alloc(&cb_TaskletType, 0);
+
+    if (!t)
+        return NULL;
+    t->is_main = 1;
+    t->alive = 1;
+    t->initialised = 1;
+    t->mgr = m;
+    cb_g.tasklets++;
+    cb_g.tasklets_all_time++;
+    return t;
+}
+
+static PyObject *tasklet_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    (void)args;
+    (void)kwds;
+    return type->tp_alloc(type, 0);
+}
+
+static int do_bind(cb_tasklet *t, PyObject *callable, PyObject *args, PyObject *kwargs);
+
+static int tasklet_init(PyObject *self, PyObject *args, PyObject *kwds)
+{
+    cb_tasklet *t = (cb_tasklet *)self;
+    PyObject *callable = NULL;
+    cb_manager *m;
+
+    (void)kwds; /* keyword arguments are ignored, as by the reference */
+    if (!PyArg_ParseTuple(args, "|O:tasklet", &callable))
+        return -1;
+    if (callable == Py_None)
+        callable = NULL;
+    if (callable && !PyCallable_Check(callable)) {
+        PyErr_SetString(PyExc_TypeError, "parameter must be callable");
+        return -1;
+    }
+    m = cb_manager_get();
+    if (!m)
+        return -1;
+    if (!t->initialised)
+        register_with(m, t);
+    else if (t->mgr != m) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "Failed to bind tasklet: Cannot bind tasklet from another thread");
+        return -1;
+    }
+    return callable ? do_bind(t, callable, NULL, NULL) : 0;
+}
+
+static int tasklet_traverse(PyObject *self, visitproc visit, void *arg)
+{
+    cb_tasklet *t = (cb_tasklet *)self;
+
+    Py_VISIT(Py_TYPE(self));
+    Py_VISIT(t->callable);
+    Py_VISIT(t->args);
+    Py_VISIT(t->kwargs);
+    Py_VISIT(t->parent);
+    Py_VISIT(t->tempval);
+    Py_VISIT(t->pending_exc);
+    Py_VISIT(t->child_exc);
+    Py_VISIT(t->exception_handler);
+    Py_VISIT(t->context_manager_getter);
+    Py_VISIT(t->st.context);
+    if (!t->is_main)
+        Py_VISIT(t->exc_state.exc_value);
+    return 0;
+}
+
+static int tasklet_clear(PyObject *self)
+{
+    cb_tasklet *t = (cb_tasklet *)self;
+
+    Py_CLEAR(t->callable);
+    Py_CLEAR(t->args);
+    Py_CLEAR(t->kwargs);
+    Py_CLEAR(t->pending_exc);
+    Py_CLEAR(t->child_exc);
+    Py_CLEAR(t->exception_handler);
+    Py_CLEAR(t->context_manager_getter);
+    /* A tasklet with live frames still needs what it would resume with. */
+    if (!t->started) {
+        Py_CLEAR(t->parent);
+        Py_CLEAR(t->tempval);
+        Py_CLEAR(t->st.context);
+        if (!t->is_main)
+            Py_CLEAR(t->exc_state.exc_value);
+    }
+    return 0;
+}
+
+/* The last reference to a suspended tasklet is gone: it is killed, on its own
+ * thread (or later, there, if the reference was dropped on another one). */
+static void tasklet_finalize(PyObject *self)
+{
+    cb_tasklet *t = (cb_tasklet *)self;
+    cb_manager *m = t->mgr;
+    PyObject *saved;
+
+    if (!cb_tasklet_needs_unwind(t) || t->kill_deferred)
+        return;
+    saved = cb_err_fetch();
+    if (m != cb_manager_peek() || m->switch_trap || m->switching) {
+        /* Resurrected by the deferred-kill list until its thread kills it. */
+        t->kill_deferred = 1;
+        t->kill_next = m->deferred_kills;
+        m->deferred_kills = (cb_tasklet *)Py_NewRef(self);
+        if (m != cb_manager_peek() && m->wakeup)
+            m->wakeup(m, m->hook_arg);
+    } else if (cb_kill_alone(m, t) < 0) {
+        PyErr_WriteUnraisable(self);
+    }
+    cb_err_restore(saved);
+}
+
+static void tasklet_dealloc(PyObject *self)
+{
+    cb_tasklet *t = (cb_tasklet *)self;
+
+    if (cb_tasklet_needs_unwind(t)) {
+        if (PyObject_CallFinalizerFromDealloc(self) < 0)
+            return; /* resurrected */
+        if (cb_tasklet_needs_unwind(t)) {
+            /* It caught TaskletExit and went on waiting: its frames stay
+             * alive, so the object and its stack are kept forever. */
+            t->leaked = 1;
+            PySys_WriteStderr("carbon: tasklet %s survived TaskletExit after its last "
+                              "reference was dropped; it is leaked\n",
+                              t->method_name ? PyUnicode_AsUTF8(t->method_name) : "?");
+            Py_SET_REFCNT(self, 1);
+            return;
+        }
+    }
+    PyObject_GC_UnTrack(self);
+    if (t->weakreflist)
+        PyObject_ClearWeakRefs(self);
+    unregister(t);
+    if (t->is_main)
+        cb_forget_orphan_main(t);
+    tasklet_clear(self);
+    Py_CLEAR(t->parent);
+    Py_CLEAR(t->tempval);
+    Py_CLEAR(t->st.context);
+    if (!t->is_main)
+        Py_CLEAR(t->exc_state.exc_value);
+    Py_CLEAR(t->method_name);
+    Py_CLEAR(t->module_name);
+    Py_CLEAR(t->file_name);
+    Py_CLEAR(t->context_text);
+    Py_CLEAR(t->parent_callsite);
+    if (t->initialised)
+        cb_g.tasklets--;
+    Py_TYPE(self)->tp_free(self);
+}
+
+/* ---- binding ------------------------------------------------------------------------------ */
+
+static PyObject *attr_str(PyObject *o, const char *name, const char *fallback)
+{
+    PyObject *v = PyObject_GetAttrString(o, name);
+    PyObject *s;
+
+    if (!v) {
+        PyErr_Clear();
+        return PyUnicode_FromString(fallback);
+    }
+    s = PyObject_Str(v);
+    Py_DECREF(v);
+    if (!s) {
+        PyErr_Clear();
+        return PyUnicode_FromString(fallback);
+    }
+    return s;
+}
+
+/* method_name, module_name, file_name and line_number from the callable. */
+static void record_trace_data(cb_tasklet *t, PyObject *callable)
+{
+    PyObject *code = PyObject_GetAttrString(callable, "__code__");
+    PyObject *file = NULL, *line = NULL;
+
+    Py_XSETREF(t->method_name, attr_str(callable, "__name__", "unknown_method"));
+    Py_XSETREF(t->module_name, attr_str(callable, "__module__", "unknown_module"));
+    if (code) {
+        file = PyObject_GetAttrString(code, "co_filename");
+        line = PyObject_GetAttrString(code, "co_firstlineno");
+        Py_DECREF(code);
+    }
+    PyErr_Clear();
+    if (file && PyUnicode_Check(file))
+        Py_XSETREF(t->file_name, Py_NewRef(file));
+    else
+        Py_XSETREF(t->file_name, PyUnicode_FromString("unknown_file"));
+    t->line_number = line && PyLong_Check(line) ? (int)PyLong_AsLong(line) : 0;
+    Py_XDECREF(file);
+    Py_XDECREF(line);
+    PyErr_Clear();
+}
+
+static PyObject *wrap_dont_raise(PyObject *callable)
+{
+    return PyObject_CallOneArg((PyObject *)&cb_CallableWrapperType, callable);
+}
+
+static int do_bind(cb_tasklet *t, PyObject *callable, PyObject *args, PyObject *kwargs)
+{
+    if (t->started && t->alive) {
+        PyErr_SetString(PyExc_RuntimeError, "cannot bind a tasklet that has started; kill it first");
+        return -1;
+    }
+    if (callable) {
+        PyObject *bound;
+        if (!PyCallable_Check(callable)) {
+            PyErr_SetString(PyExc_TypeError, "parameter must be callable");
+            return -1;
+        }
+        record_trace_data(t, callable);
+        bound = t->dont_raise ? wrap_dont_raise(callable) : Py_NewRef(callable);
+        if (!bound)
+            return -1;
+        Py_XSETREF(t->callable, bound);
+    }
+    if (args || kwargs) {
+        Py_XSETREF(t->args, args && args != Py_None ? Py_NewRef(args) : PyTuple_New(0));
+        Py_XSETREF(t->kwargs, kwargs && kwargs != Py_None ? Py_NewRef(kwargs) : NULL);
+        if (!t->args)
+            return -1;
+        t->alive = 1;
+        t->args_bound = 1;
+        if (!t->node.next)
+            t->paused = 1;
+    }
+    t->times_switched_to = 0;
+    return 0;
+}
+
+static int unbind(cb_tasklet *t)
+{
+    if (t->mgr && t == t->mgr->current) {
+        PyErr_SetString(PyExc_RuntimeError, "cannot unbind current tasklet");
+        return -1;
+    }
+    if (scheduled(t)) {
+        PyErr_SetString(PyExc_RuntimeError, "cannot unbind scheduled tasklet");
+        return -1;
+    }
+    if (t->started && t->alive) {
+        PyErr_SetString(PyExc_RuntimeError, "cannot unbind a tasklet that has started; kill it first");
+        return -1;
+    }
+    Py_CLEAR(t->callable);
+    Py_CLEAR(t->args);
+    Py_CLEAR(t->kwargs);
+    t->alive = 0;
+    t->paused = 0;
+    t->times_switched_to = 0;
+    return 0;
+}
+
+static PyObject *tasklet_bind(PyObject *self, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"callable", "args", "kwargs", NULL};
+    cb_tasklet *t = (cb_tasklet *)self;
+    PyObject *callable = NULL, *cargs = NULL, *ckwargs = NULL;
+
+    if (!cb_tasklet_valid(t))
+        return NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|OOO:bind", kwlist, &callable, &cargs, &ckwargs))
+        return NULL;
+    if (!cb_tasklet_owned(t, "bind"))
+        return NULL;
+    if (cargs == Py_None)
+        cargs = NULL;
+    if (ckwargs == Py_None)
+        ckwargs = NULL;
+    if (callable == Py_None && !cargs && !ckwargs) {
+        if (unbind(t) < 0)
+            return NULL;
+        return Py_NewRef(self);
+    }
+    if (callable == Py_None)
+        callable = NULL; /* keep the bound callable, bind new arguments */
+    /* A non-tuple args or non-dict kwargs is reported when the tasklet starts. */
+    if (do_bind(t, callable, cargs, ckwargs) < 0)
+        return NULL;
+    return Py_NewRef(self);
+}
+
+static PyObject *tasklet_setup(PyObject *self, PyObject *args, PyObject *kwds)
+{
+    cb_tasklet *t = (cb_tasklet *)self;
+
+    if (!cb_tasklet_valid(t))
+        return NULL;
+    if (!t->callable) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "This tasklet must be bound to a callable before you can call setup. "
+                        "Please call bind first.");
+        return NULL;
+    }
+    if (!cb_tasklet_owned(t, "setup"))
+        return NULL;
+    if (do_bind(t, NULL, args, kwds && PyDict_GET_SIZE(kwds) ? kwds : NULL) < 0)
+        return NULL;
+    if (!t->node.next)
+        cb_queue_append(t->mgr, t);
+    return Py_NewRef(self);
+}
+
+/* ---- queue and control methods --------------------------------------------------------- */
+
+static PyObject *tasklet_insert(PyObject *self, PyObject *unused)
+{
+    cb_tasklet *t = (cb_tasklet *)self;
+
+    (void)unused;
+    if (!cb_tasklet_valid(t))
+        return NULL;
+    if (t->blocked) {
+        PyErr_SetString(PyExc_RuntimeError, "Failed to insert tasklet: Cannot insert blocked tasklet");
+        return NULL;
+    }
+    if (!t->mgr || (!t->alive && !t->is_main)) {
+        PyErr_SetString(PyExc_RuntimeError, "Failed to insert tasklet: Cannot insert dead tasklet");
+        return NULL;
+    }
+    cb_make_runnable(t, 0);
+    t->paused = 0;
+    return Py_NewRef(self);
+}
+
+static PyObject *tasklet_remove(PyObject *self, PyObject *unused)
+{
+    cb_tasklet *t = (cb_tasklet *)self;
+
+    (void)unused;
+    if (!cb_tasklet_valid(t))
+        return NULL;
+    if (!t->is_main && t->node.next) {
+        cb_queue_unlink(t->mgr, t);
+        Py_DECREF(t); /* the queue's; the caller holds one */
+        t->paused = 1;
+    }
+    return Py_NewRef(self);
+}
+
+static PyObject *tasklet_run(PyObject *self, PyObject *unused)
+{
+    cb_tasklet *t = (cb_tasklet *)self;
+    cb_manager *m = cb_manager_get();
+
+    (void)unused;
+    if (!m || !cb_tasklet_valid(t))
+        return NULL;
+    if (t->mgr != m)
+        Py_RETURN_NONE; /* another thread's tasklet: silently nothing */
+    if (!t->alive && !t->is_main) {
+        PyErr_SetString(PyExc_RuntimeError, "Cannot run tasklet that is not alive (dead)");
+        return NULL;
+    }
+    if (t->blocked) {
+        PyErr_SetString(PyExc_RuntimeError, "Cannot run tasklet that is blocked");
+        return NULL;
+    }
+    if (cb_run_tasklet(m, t) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *tasklet_switch(PyObject *self, PyObject *unused)
+{
+    cb_tasklet *t = (cb_tasklet *)self;
+
+    (void)unused;
+    if (!cb_tasklet_valid(t) || !cb_tasklet_owned(t, "switch"))
+        return NULL;
+    if (!t->alive && !t->is_main) {
+        PyErr_SetString(PyExc_RuntimeError, "You cannot run an unbound(dead) tasklet");
+        return NULL;
+    }
+    if (t->blocked) {
+        PyErr_SetString(PyExc_RuntimeError, "Cannot switch to a tasklet that is blocked");
+        return NULL;
+    }
+    if (cb_switch_tasklet(t->mgr, t) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static int is_exception_class(PyObject *o)
+{
+    return PyType_Check(o) &&
+           PyType_IsSubtype((PyTypeObject *)o, (PyTypeObject *)PyExc_BaseException);
+}
+
+/* throw()'s rules for a dead target and the thread check, then the throw. */
+static PyObject *throw_checked(cb_tasklet *t, PyObject *exc, PyObject *val, int pending)
+{
+    PyObject *instance;
+
+    if (!cb_tasklet_owned(t, "throw"))
+        return NULL;
+    if (!t->alive && !t->is_main) {
+        if (PyType_Check(exc) && PyType_IsSubtype((PyTypeObject *)exc, (PyTypeObject *)cb_TaskletExit))
+            Py_RETURN_NONE;
+        PyErr_SetString(PyExc_RuntimeError, pending ? "You cannot throw to a dead tasklet."
+                                                    : "You cannot throw to a dead tasklet");
+        return NULL;
+    }
+    instance = cb_make_exception(exc, val);
+    if (!instance)
+        return NULL;
+    if (!PyExceptionInstance_Check(instance)) {
+        Py_DECREF(instance);
+        PyErr_SetString(PyExc_TypeError, "exceptions must derive from BaseException");
+        return NULL;
+    }
+    if (cb_throw(t, instance, pending) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *tasklet_throw(PyObject *self, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"exc", "val", "tb", "pending", NULL};
+    cb_tasklet *t = (cb_tasklet *)self;
+    PyObject *exc = NULL, *val = Py_None, *tb = Py_None, *pending = Py_False;
+    int is_pending;
+
+    if (!cb_tasklet_valid(t))
+        return NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|OOOO:throw", kwlist, &exc, &val, &tb, &pending)) {
+        PyErr_Clear();
+        PyErr_SetString(PyExc_RuntimeError, "Failed to parse arguments");
+        return NULL;
+    }
+    (void)tb;
+    if (!exc || exc == Py_None || (PyExceptionInstance_Check(exc) && val != Py_None)) {
+        PyErr_SetString(PyExc_TypeError, "missing required argument 'exc' (pos 1)");
+        return NULL;
+    }
+    if (!is_exception_class(exc) && !PyObject_TypeCheck(exc, (PyTypeObject *)PyExc_Exception)) {
+        PyErr_SetString(PyExc_TypeError, "exceptions must be classes, or instances");
+        return NULL;
+    }
+    is_pending = PyObject_IsTrue(pending);
+    if (is_pending < 0)
+        return NULL;
+    return throw_checked(t, exc, val, is_pending);
+}
+
+static PyObject *tasklet_raise_exception(PyObject *self, PyObject *args)
+{
+    cb_tasklet *t = (cb_tasklet *)self;
+    Py_ssize_t n = PyTuple_GET_SIZE(args);
+    PyObject *exc, *rest, *r;
+
+    if (!cb_tasklet_valid(t))
+        return NULL;
+    if (n < 1) {
+        PyErr_SetString(PyExc_RuntimeError, "Failed to parse arguments");
+        return NULL;
+    }
+    exc = PyTuple_GET_ITEM(args, 0);
+    if (!is_exception_class(exc) && !PyObject_TypeCheck(exc, (PyTypeObject *)PyExc_Exception)) {
+        PyErr_SetString(PyExc_TypeError, "exceptions must be classes, or instances");
+        return NULL;
+    }
+    if (n > 1 && PyExceptionInstance_Check(exc)) {
+        PyErr_SetString(PyExc_TypeError, "instance exception may not have a separate value");
+        return NULL;
+    }
+    rest = PyTuple_GetSlice(args, 1, n);
+    if (!rest)
+        return NULL;
+    r = throw_checked(t, exc, n > 1 ? rest : Py_None, 0);
+    Py_DECREF(rest);
+    return r;
+}
+
+static PyObject *tasklet_kill(PyObject *self, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"pending", NULL};
+    cb_tasklet *t = (cb_tasklet *)self;
+    PyObject *pending = Py_False;
+    int is_pending;
+
+    if (!cb_tasklet_valid(t))
+        return NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|O:kill", kwlist, &pending))
+        return NULL;
+    if (!cb_tasklet_owned(t, "kill"))
+        return NULL;
+    is_pending = PyObject_IsTrue(pending);
+    if (is_pending < 0)
+        return NULL;
+    if (cb_kill(t, is_pending) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *tasklet_set_context(PyObject *self, PyObject *unused)
+{
+    (void)self;
+    (void)unused;
+    PyErr_SetString(PyExc_RuntimeError, "Tasklet_setcontext Not yet implemented");
+    return NULL;
+}
+
+static PyObject *tasklet_call(PyObject *self, PyObject *args, PyObject *kwds)
+{
+    return tasklet_setup(self, args, kwds);
+}
+
+/* ---- attributes ------------------------------------------------------------------------------ */
+
+#define FLAG_GETTER(name, expr)                                        \
+    static PyObject *get_##name(PyObject *self, void *c)              \
+    {                                                                  \
+        cb_tasklet *t = (cb_tasklet *)self;                            \
+        (void)c;                                                       \
+        if (!cb_tasklet_valid(t))                                      \
+            return NULL;                                               \
+        return PyBool_FromLong(expr);                                  \
+    }
+
+FLAG_GETTER(alive, t->is_main ? t->mgr != NULL : t->alive)
+FLAG_GETTER(blocked, t->blocked)
+FLAG_GETTER(scheduled, scheduled(t))
+FLAG_GETTER(paused, t->paused)
+FLAG_GETTER(block_trap, t->block_trap)
+FLAG_GETTER(is_current, t->mgr && t->mgr == cb_manager_peek() && t->mgr->current == t)
+FLAG_GETTER(is_main, t->is_main)
+FLAG_GETTER(highlighted, t->highlighted)
+FLAG_GETTER(dont_raise, t->dont_raise)
+
+static int set_block_trap(PyObject *self, PyObject *v, void *c)
+{
+    cb_tasklet *t = (cb_tasklet *)self;
+
+    (void)c;
+    if (!cb_tasklet_valid(t))
+        return -1;
+    if (!v || !PyBool_Check(v)) {
+        PyErr_SetString(PyExc_RuntimeError, "Blocktrap expects a boolean");
+        return -1;
+    }
+    t->block_trap = v == Py_True;
+    return 0;
+}
+
+static int set_highlighted(PyObject *self, PyObject *v, void *c)
+{
+    cb_tasklet *t = (cb_tasklet *)self;
+
+    (void)c;
+    if (!cb_tasklet_valid(t))
+        return -1;
+    if (!v || !PyBool_Check(v)) {
+        PyErr_SetString(PyExc_TypeError, "highlighted must be either a True or False value");
+        return -1;
+    }
+    t->highlighted = v == Py_True;
+    return 0;
+}
+
+static int set_dont_raise(PyObject *self, PyObject *v, void *c)
+{
+    cb_tasklet *t = (cb_tasklet *)self;
+
+    (void)c;
+    if (!cb_tasklet_valid(t))
+        return -1;
+    if (!v || !PyBool_Check(v)) {
+        PyErr_SetString(PyExc_TypeError, "dont_raise must be either a True or False value");
+        return -1;
+    }
+    if (t->args_bound) {
+        PyErr_SetString(PyExc_RuntimeError, "dont_raise cannot be altered after the Tasklet has been bound");
+        return -1;
+    }
+    t->dont_raise = v == Py_True;
+    return 0;
+}
+
+static PyObject *get_thread_id(PyObject *self, void *c)
+{
+    cb_tasklet *t = (cb_tasklet *)self;
+
+    (void)c;
+    if (!cb_tasklet_valid(t))
+        return NULL;
+    return PyLong_FromLong(t->thread_id);
+}
+
+static PyObject *tasklet_or_none(cb_tasklet *t)
+{
+    return Py_NewRef(t ? (PyObject *)t : Py_None);
+}
+
+static PyObject *get_next(PyObject *self, void *c)
+{
+    cb_tasklet *t = (cb_tasklet *)self;
+
+    (void)c;
+    if (!cb_tasklet_valid(t))
+        return NULL;
+    if (!t->mgr || !scheduled(t))
+        Py_RETURN_NONE;
+    return tasklet_or_none(cb_queue_next_of(t->mgr, t));
+}
+
+static PyObject *get_prev(PyObject *self, void *c)
+{
+    cb_tasklet *t = (cb_tasklet *)self;
+
+    (void)c;
+    if (!cb_tasklet_valid(t))
+        return NULL;
+    if (!t->mgr || !scheduled(t))
+        Py_RETURN_NONE;
+    return tasklet_or_none(cb_queue_prev_of(t->mgr, t));
+}
+
+static PyObject *get_frame(PyObject *self, void *c)
+{
+    cb_tasklet *t = (cb_tasklet *)self;
+
+    (void)c;
+    if (!cb_tasklet_valid(t))
+        return NULL;
+    return cb_tasklet_frame(t);
+}
+
+static PyObject *str_or_empty(PyObject *s)
+{
+    return s ? Py_NewRef(s) : PyUnicode_FromString("");
+}
+
+#define STR_GETTER(name, field)                             \
+    static PyObject *get_##name(PyObject *self, void *c)   \
+    {                                                       \
+        cb_tasklet *t = (cb_tasklet *)self;                 \
+        (void)c;                                            \
+        if (!cb_tasklet_valid(t))                           \
+            return NULL;                                    \
+        return str_or_empty(t->field);                      \
+    }
+
+STR_GETTER(method_name, method_name)
+STR_GETTER(module_name, module_name)
+STR_GETTER(file_name, file_name)
+STR_GETTER(context, context_text)
+STR_GETTER(parent_callsite, parent_callsite)
+
+static int set_text(cb_tasklet *t, PyObject **field, PyObject *v)
+{
+    if (!cb_tasklet_valid(t))
+        return -1;
+    if (!v || !PyUnicode_Check(v)) {
+        PyErr_SetString(PyExc_TypeError, "value must be a string");
+        return -1;
+    }
+    Py_XSETREF(*field, Py_NewRef(v));
+    return 0;
+}
+
+static int set_context(PyObject *self, PyObject *v, void *c)
+{
+    (void)c;
+    return set_text((cb_tasklet *)self, &((cb_tasklet *)self)->context_text, v);
+}
+
+static int set_parent_callsite(PyObject *self, PyObject *v, void *c)
+{
+    (void)c;
+    return set_text((cb_tasklet *)self, &((cb_tasklet *)self)->parent_callsite, v);
+}
+
+#define INT_GETTER(name, expr)                               \
+    static PyObject *get_##name(PyObject *self, void *c)    \
+    {                                                        \
+        cb_tasklet *t = (cb_tasklet *)self;                  \
+        (void)c;                                             \
+        if (!cb_tasklet_valid(t))                            \
+            return NULL;                                     \
+        return PyLong_FromLongLong((long long)(expr));       \
+    }
+
+INT_GETTER(line_number, t->line_number)
+INT_GETTER(start_time, t->start_time)
+INT_GETTER(end_time, t->end_time)
+INT_GETTER(times_switched_to, t->times_switched_to)
+
+static PyObject *get_run_time(PyObject *self, void *c)
+{
+    cb_tasklet *t = (cb_tasklet *)self;
+
+    (void)c;
+    if (!cb_tasklet_valid(t))
+        return NULL;
+    return PyFloat_FromDouble(t->run_time);
+}
+
+static int set_run_time(PyObject *self, PyObject *v, void *c)
+{
+    cb_tasklet *t = (cb_tasklet *)self;
+    double d;
+
+    (void)c;
+    if (!cb_tasklet_valid(t))
+        return -1;
+    if (!v) {
+        PyErr_SetString(PyExc_TypeError, "cannot delete runTime");
+        return -1;
+    }
+    d = PyFloat_AsDouble(v);
+    if (d == -1.0 && PyErr_Occurred())
+        return -1;
+    t->run_time = d;
+    return 0;
+}
+
+static PyObject *get_object(PyObject *self, PyObject *field)
+{
+    if (!cb_tasklet_valid((cb_tasklet *)self))
+        return NULL;
+    return Py_NewRef(field ? field : Py_None);
+}
+
+static int set_callable_field(cb_tasklet *t, PyObject **field, PyObject *v, const char *msg)
+{
+    if (!cb_tasklet_valid(t))
+        return -1;
+    if (!v || (v != Py_None && !PyCallable_Check(v))) {
+        PyErr_SetString(PyExc_TypeError, msg);
+        return -1;
+    }
+    Py_XSETREF(*field, v == Py_None ? NULL : Py_NewRef(v));
+    return 0;
+}
+
+static PyObject *get_exception_handler(PyObject *self, void *c)
+{
+    (void)c;
+    return get_object(self, ((cb_tasklet *)self)->exception_handler);
+}
+
+static int set_exception_handler(PyObject *self, PyObject *v, void *c)
+{
+    cb_tasklet *t = (cb_tasklet *)self;
+
+    (void)c;
+    return set_callable_field(t, &t->exception_handler, v, "exception_handler must be a callable");
+}
+
+static PyObject *get_context_manager_getter(PyObject *self, void *c)
+{
+    (void)c;
+    return get_object(self, ((cb_tasklet *)self)->context_manager_getter);
+}
+
+static int set_context_manager_getter(PyObject *self, PyObject *v, void *c)
+{
+    cb_tasklet *t = (cb_tasklet *)self;
+
+    (void)c;
+    return set_callable_field(t, &t->context_manager_getter, v,
+                              "context_manager_fun must be a callable that returns a context "
+                              "manager object");
+}
+
+/* "<Tasklet alive=%d blocked=%d paused=%d scheduled=%d context=%s>" */
+PyObject *cb_tasklet_repr_state(cb_tasklet *t)
+{
+    return PyUnicode_FromFormat("<Tasklet alive=%d blocked=%d paused=%d scheduled=%d context=%U>",
+                                t->is_main ? 1 : (int)t->alive, (int)t->blocked, (int)t->paused,
+                                scheduled(t), t->context_text ? t->context_text : Py_None);
+}
+
+static PyMethodDef tasklet_methods[] = {
+    {"bind", (PyCFunction)(void (*)(void))tasklet_bind, METH_VARARGS | METH_KEYWORDS,
+     "bind(callable=None, args=None, kwargs=None) -> self"},
+    {"setup", (PyCFunction)(void (*)(void))tasklet_setup, METH_VARARGS | METH_KEYWORDS,
+     "setup(*args, **kwargs) -> self: bind the arguments and queue the tasklet."},
+    {"insert", tasklet_insert, METH_NOARGS, "insert() -> self: append to its thread's run queue."},
+    {"remove", tasklet_remove, METH_NOARGS, "remove() -> self: take it out of the run queue."},
+    {"run", tasklet_run, METH_NOARGS, "run(): run the tasklet now."},
+    {"switch", tasklet_switch, METH_NOARGS, "switch(): run the tasklet now, pausing the caller."},
+    {"throw", (PyCFunction)(void (*)(void))tasklet_throw, METH_VARARGS | METH_KEYWORDS,
+     "throw(exc, val=None, tb=None, pending=False): raise exc in the tasklet."},
+    {"raise_exception", tasklet_raise_exception, METH_VARARGS,
+     "raise_exception(exc_class, *args): raise exc_class(*args) in the tasklet."},
+    {"kill", (PyCFunction)(void (*)(void))tasklet_kill, METH_VARARGS | METH_KEYWORDS,
+     "kill(pending=False): raise TaskletExit in the tasklet."},
+    {"set_context", tasklet_set_context, METH_NOARGS, "Not implemented."},
+    {NULL, NULL, 0, NULL},
+};
+
+#define RO(name, getter, doc) {name, getter, NULL, doc, NULL}
+#define RW(name, getter, setter, doc) {name, getter, setter, doc, NULL}
+
+static PyGetSetDef tasklet_getset[] = {
+    RO("alive", get_alive, "Bound with arguments and not finished."),
+    RO("blocked", get_blocked, "Waiting on a channel."),
+    RO("scheduled", get_scheduled, "In the run queue (the running tasklet is)."),
+    RO("paused", get_paused, "Alive but not in the run queue."),
+    RW("block_trap", get_block_trap, set_block_trap, "Refuse to block on channels."),
+    RO("is_current", get_is_current, "The calling thread's running tasklet."),
+    RO("is_main", get_is_main, "A thread's main tasklet."),
+    RO("thread_id", get_thread_id, "threading.get_ident() of the owner thread, -1 after its end."),
+    RO("next", get_next, "The tasklet behind this one in the run queue."),
+    RO("prev", get_prev, "The tasklet in front of this one in the run queue."),
+    RO("frame", get_frame, "The tasklet's current Python frame, or None."),
+    RO("method_name", get_method_name, "__name__ of the bound callable."),
+    RO("module_name", get_module_name, "__module__ of the bound callable."),
+    RO("file_name", get_file_name, "co_filename of the bound callable."),
+    RO("line_number", get_line_number, "co_firstlineno of the bound callable."),
+    RW("context", get_context, set_context, "Free text."),
+    RW("parent_callsite", get_parent_callsite, set_parent_callsite, "Free text."),
+    RO("startTime", get_start_time, "CLOCK_MONOTONIC ns when the callable was entered."),
+    RO("endTime", get_end_time, "CLOCK_MONOTONIC ns when the callable returned."),
+    RW("runTime", get_run_time, set_run_time, "Free float, not maintained by the scheduler."),
+    RW("highlighted", get_highlighted, set_highlighted, "Tracing marker."),
+    RW("dont_raise", get_dont_raise, set_dont_raise, "Swallow the callable's exceptions."),
+    RW("context_manager_getter", get_context_manager_getter, set_context_manager_getter,
+       "With dont_raise: getter(tasklet) -> context manager around the callable."),
+    RW("exception_handler", get_exception_handler, set_exception_handler,
+       "With dont_raise: handler(info) called for an exception."),
+    RO("times_switched_to", get_times_switched_to, "Switches into this tasklet since bind."),
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+PyTypeObject cb_TaskletType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "scheduler.Tasklet",
+    .tp_basicsize = sizeof(cb_tasklet),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "tasklet(callable=None): a microthread with its own C stack.",
+    .tp_new = tasklet_new,
+    .tp_init = tasklet_init,
+    .tp_dealloc = tasklet_dealloc,
+    .tp_traverse = tasklet_traverse,
+    .tp_clear = tasklet_clear,
+    .tp_finalize = tasklet_finalize,
+    .tp_call = tasklet_call,
+    .tp_weaklistoffset = offsetof(cb_tasklet, weakreflist),
+    .tp_methods = tasklet_methods,
+    .tp_getset = tasklet_getset,
+};

@@ -1,0 +1,53 @@
+/* carbon: a python-like command line host with the scheduler built in.
+ *
+ *   carbon script.py [args]    carbon -m module [args]    carbon -c code
+ *
+ * Everything python3 accepts works, with `_scheduler` as a built-in module
+ * and the `scheduler` package importable. */
+#define _GNU_SOURCE
+#include <Python.h>
+
+#include <libgen.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+PyMODINIT_FUNC PyInit__scheduler(void);
+
+static int is_dir(const char *path)
+{
+    struct stat st;
+
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+/* build/bin/carbon finds build/python beside it; else the configured path. */
+static void add_package_path(void)
+{
+    char exe[PATH_MAX], dir[PATH_MAX + 16], path[2 * PATH_MAX];
+    const char *pkg = CARBON_PYTHON_DIR;
+    const char *old = getenv("PYTHONPATH");
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+
+    if (n > 0) {
+        exe[n] = '\0';
+        snprintf(dir, sizeof dir, "%s/../python", dirname(exe));
+        if (is_dir(dir))
+            pkg = dir;
+    }
+    if (old && *old)
+        snprintf(path, sizeof path, "%s:%s", pkg, old);
+    else
+        snprintf(path, sizeof path, "%s", pkg);
+    setenv("PYTHONPATH", path, 1);
+}
+
+int main(int argc, char **argv)
+{
+    if (PyImport_AppendInittab("_scheduler", PyInit__scheduler) < 0)
+        return 1;
+    add_package_path();
+    return Py_BytesMain(argc, argv);
+}
