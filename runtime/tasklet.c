@@ -849,9 +849,16 @@ static int set_context_manager_getter(PyObject *self, PyObject *v, void *c)
 /* "<Tasklet alive=%d blocked=%d paused=%d scheduled=%d context=%s>" */
 PyObject *cb_tasklet_repr_state(cb_tasklet *t)
 {
-    return PyUnicode_FromFormat("<Tasklet alive=%d blocked=%d paused=%d scheduled=%d context=%U>",
-                                t->is_main ? 1 : (int)t->alive, (int)t->blocked, (int)t->paused,
-                                scheduled(t), t->context_text ? t->context_text : Py_None);
+    PyObject *text = t->context_text ? Py_NewRef(t->context_text) : PyUnicode_FromString("");
+    PyObject *r;
+
+    if (!text)
+        return NULL;
+    r = PyUnicode_FromFormat("<Tasklet alive=%d blocked=%d paused=%d scheduled=%d context=%U>",
+                             t->is_main ? 1 : (int)t->alive, (int)t->blocked, (int)t->paused,
+                             scheduled(t), text);
+    Py_DECREF(text);
+    return r;
 }
 
 static PyMethodDef tasklet_methods[] = {
