@@ -125,7 +125,8 @@ struct cb_manager {
     cb_tasklet *all;               /* every tasklet of the thread */
     cb_stack_pool pool;
     cb_stack *stack_to_release;    /* left by a finished tasklet */
-    PyObject *decref_after_switch[2]; /* likewise: previous current, its parent */
+    PyObject *decref_after_switch[3]; /* likewise: previous current, parents */
+    int main_plain_loop;           /* main waits in an unlimited run of its queue */
     cb_tasklet *deferred_kills;    /* last reference dropped on another thread */
     /* statistics */
     unsigned long long switches;

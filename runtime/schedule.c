@@ -88,7 +88,7 @@ static void post_switch(cb_manager *m)
         cb_stack_release(&m->pool, m->stack_to_release);
         m->stack_to_release = NULL;
     }
-    for (int i = 0; i < 2; i++) {
+    for (int i = 0; i < 3; i++) {
         PyObject *o = m->decref_after_switch[i];
         m->decref_after_switch[i] = NULL;
         Py_XDECREF(o); /* may run Python code: we are a healthy tasklet again */
@@ -108,7 +108,7 @@ static void overflow_abort(cb_tasklet *t)
 /* Makes `to` the running tasklet; returns when `from` is resumed (or never,
  * when `final`). The caller has finished everything that may run Python code. */
 static void switch_core(cb_manager *m, cb_tasklet *from, cb_tasklet *to,
-                        PyObject *decref_later, int final)
+                        PyObject *decref_later, PyObject *decref_later2, int final)
 {
     if (m->switching)
         Py_FatalError("carbon: tasklet switch re-entered");
@@ -119,6 +119,7 @@ static void switch_core(cb_manager *m, cb_tasklet *from, cb_tasklet *to,
     m->current = to;
     m->decref_after_switch[0] = (PyObject *)from; /* current's reference */
     m->decref_after_switch[1] = decref_later;
+    m->decref_after_switch[2] = decref_later2;
     if (from->stack && !from->stack->guarded && cb_stack_check(from->stack) < 0)
         overflow_abort(from);
     cb_pystate_switch(m->tstate, &from->st, &to->st);
@@ -134,12 +135,48 @@ static void do_switch(cb_manager *m, cb_tasklet *to)
 
     if (cb_g.schedule_callback || cb_g.fast_callback)
         cb_call_schedule_callback(m, from, to);
-    switch_core(m, from, to, NULL, 0);
+    switch_core(m, from, to, NULL, NULL, 0);
 }
 
 /* ---- starting and finishing a tasklet --------------------------------------------- */
 
 static void finish(cb_manager *m, cb_tasklet *t, PyObject *result);
+static int prepare_start(cb_manager *m, cb_tasklet *t);
+int cb_check_switch_allowed(cb_manager *m);
+
+/* A tasklet gives control back to the main tasklet, which waits in a plain
+ * run of its queue: all main would do is take the next queued tasklet and
+ * switch to it. Do that on main's behalf, bookkeeping included, and save a
+ * switch. Returns the tasklet to run (possibly `cur` itself), or NULL when
+ * main must wake up: callbacks to call, something to raise or kill, or
+ * nothing queued. No Python code runs here. */
+static cb_tasklet *handoff(cb_manager *m, cb_tasklet *cur, PyObject **old_parent)
+{
+    cb_tasklet *main = m->main;
+    cb_tasklet *n;
+
+    if (!m->main_plain_loop || cb_g.schedule_callback || cb_g.fast_callback ||
+        m->deferred_kills || main->pending_exc || main->child_exc || m->switch_trap ||
+        CB_IS_FINALIZING())
+        return NULL;
+    n = cb_queue_first(m);
+    if (!n || (n != cur && n->in_loop))
+        return NULL;
+    if (!n->started && prepare_start(m, n) < 0) {
+        PyErr_Clear(); /* main will try again and raise it */
+        return NULL;
+    }
+    /* What main's run_child() and loop would have counted. */
+    main->times_switched_to++;
+    m->switches++;
+    m->completed++;
+    *old_parent = NULL;
+    if (n->parent != main) {
+        *old_parent = (PyObject *)n->parent;
+        n->parent = (cb_tasklet *)Py_NewRef(main);
+    }
+    return n;
+}
 
 static void tasklet_entry(void *arg)
 {
@@ -192,7 +229,7 @@ static cb_tasklet *return_target(cb_manager *m, cb_tasklet *t)
 
 static void finish(cb_manager *m, cb_tasklet *t, PyObject *result)
 {
-    PyObject *exc = NULL;
+    PyObject *exc = NULL, *next_old_parent = NULL;
     cb_tasklet *target;
     cb_tasklet *parent;
 
@@ -228,11 +265,16 @@ static void finish(cb_manager *m, cb_tasklet *t, PyObject *result)
         Py_XSETREF(target->child_exc, exc);
     parent = t->parent; /* released after the switch: it may be `target` */
     t->parent = NULL;
+    if (target == m->main && !exc) {
+        cb_tasklet *next = handoff(m, t, &next_old_parent);
+        if (next)
+            target = next;
+    }
     m->stack_to_release = t->stack;
     t->stack = NULL;
     t->started = 0;
     cb_pystate_finish(m->tstate, &t->st);
-    switch_core(m, t, target, (PyObject *)parent, 1);
+    switch_core(m, t, target, (PyObject *)parent, next_old_parent, 1);
 }
 
 static int prepare_start(cb_manager *m, cb_tasklet *t)
@@ -320,8 +362,22 @@ static int run_child(cb_manager *m, cb_tasklet *c)
 void cb_suspend(cb_manager *m)
 {
     cb_tasklet *cur = m->current;
+    cb_tasklet *to = return_target(m, cur);
+    cb_tasklet *next;
+    PyObject *old_parent;
 
-    do_switch(m, return_target(m, cur));
+    if (to == m->main && (next = handoff(m, cur, &old_parent)) != NULL) {
+        if (next == cur) {
+            /* Main would have switched straight back to us. */
+            cur->times_switched_to++;
+            m->switches++;
+            Py_XDECREF(old_parent);
+            return;
+        }
+        switch_core(m, cur, next, old_parent, NULL, 0);
+        return;
+    }
+    do_switch(m, to);
 }
 
 /* ---- run loops --------------------------------------------------------------------------- */
@@ -352,7 +408,7 @@ static int run_toplevel(cb_manager *m, long long max_switches, long long timeout
 
     for (;;) {
         cb_tasklet *t;
-        int last = 0;
+        int last = 0, rc;
 
         if (m->deferred_kills)
             cb_process_deferred_kills(m);
@@ -368,7 +424,10 @@ static int run_toplevel(cb_manager *m, long long max_switches, long long timeout
         if (timeout_ns >= 0 && cb_monotonic_ns() - start >= timeout_ns)
             last = ++deadline_seen >= 2;
         count++;
-        if (run_child(m, t) < 0)
+        m->main_plain_loop = max_switches < 0 && timeout_ns < 0 && !done;
+        rc = run_child(m, t);
+        m->main_plain_loop = 0;
+        if (rc < 0)
             return -1;
         if (last)
             return 0;
