@@ -127,6 +127,7 @@ struct cb_manager {
     cb_stack *stack_to_release;    /* left by a finished tasklet */
     PyObject *decref_after_switch[3]; /* likewise: previous current, parents */
     int main_plain_loop;           /* main waits in an unlimited run of its queue */
+    void *big_stack;               /* bigstack.c: where tasklets parse source */
     cb_tasklet *deferred_kills;    /* last reference dropped on another thread */
     /* statistics */
     unsigned long long switches;
@@ -244,6 +245,11 @@ int cb_channel_send_throw(cb_channel *ch, PyObject *exc, PyObject *val, PyObject
 /* ---- callbacks.c -------------------------------------------------------------- */
 void cb_call_schedule_callback(cb_manager *mgr, cb_tasklet *from, cb_tasklet *to);
 void cb_call_channel_callback(cb_channel *ch, cb_tasklet *t, int sending, int will_block);
+
+/* ---- bigstack.c ------------------------------------------------------------------ */
+/* Wraps builtins compile/exec/eval so tasklets parse on a big stack. */
+int cb_big_stack_install(void);
+void cb_big_stack_free(cb_manager *mgr);
 
 /* ---- misc ----------------------------------------------------------------------- */
 long long cb_monotonic_ns(void);

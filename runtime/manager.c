@@ -317,6 +317,7 @@ static void manager_dealloc(PyObject *self)
     if (m->stack_to_release)
         cb_stack_release(&m->pool, m->stack_to_release);
     cb_stack_pool_clear(&m->pool);
+    cb_big_stack_free(m);
     if (m->current && drop)
         drop[ndrop++] = (PyObject *)m->current;
     main->mgr = NULL;

@@ -489,7 +489,7 @@ PyMODINIT_FUNC PyInit__scheduler(void)
         goto fail;
     if (PyModule_AddStringConstant(mod, "switch_backend", cb_ctx_backend()) < 0)
         goto fail;
-    if (register_atexit(mod) < 0)
+    if (register_atexit(mod) < 0 || cb_big_stack_install() < 0)
         goto fail;
     return mod;
 fail:

@@ -21,11 +21,6 @@
 #define RESERVE_BYTES (40 * 1024)
 #define MIN_BUDGET 16
 
-#ifdef CB_PY312
-#define C_LIMIT C_RECURSION_LIMIT
-#elif defined(CB_PY313)
-#define C_LIMIT Py_C_RECURSION_LIMIT
-#endif
 
 int cb_pystate_budget(size_t stack_size)
 {
@@ -33,9 +28,9 @@ int cb_pystate_budget(size_t stack_size)
 
     if (units < MIN_BUDGET)
         units = MIN_BUDGET;
-#ifdef C_LIMIT
-    if (units > C_LIMIT)
-        units = C_LIMIT;
+#ifdef CB_C_RECURSION_LIMIT
+    if (units > CB_C_RECURSION_LIMIT)
+        units = CB_C_RECURSION_LIMIT;
 #endif
     return (int)units;
 }
