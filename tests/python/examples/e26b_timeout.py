@@ -1,0 +1,20 @@
+import scheduler as s, capitest as ct, time
+def noop(): pass
+for i in range(3): s.tasklet(noop)()
+print("RunWithTimeout(10 s)  ->", ct.rwt(10**10))            # (result, completed, switched)
+for i in range(5): s.tasklet(noop)()
+print("RunWithTimeout(0)     ->", ct.rwt(0), "left", s.getruncount() - 1)
+s.run()
+def slow(i): time.sleep(0.01); print("  slow", i)
+for i in range(6): s.tasklet(slow)(i)
+print("RunWithTimeout(25 ms) ->", ct.rwt(25_000_000), "left", s.getruncount() - 1); s.run()
+def y(): s.schedule()
+s.tasklet(y)(); s.tasklet(noop)()
+print("yielding tasklet      ->", ct.rwt(10**10))
+def nest():
+    a = s.tasklet(noop)(); s.tasklet(noop)(); a.run()
+s.tasklet(nest)()
+print("nested run            ->", ct.rwt(10**10))
+s.set_use_nested_tasklets(False); s.tasklet(nest)()
+print("nested run, flat mode ->", ct.rwt(10**10)); s.set_use_nested_tasklets(True)
+s.tasklet(noop)(); s.run(); print("stats after plain run unchanged:", ct.stats())
