@@ -402,20 +402,35 @@ static int is_exception_class(PyObject *o)
     return PyType_Check(o) && PyType_IsSubtype((PyTypeObject *)o, (PyTypeObject *)PyExc_BaseException);
 }
 
+/* A class whose constructor returns something else is refused here, before
+ * anything is delivered. Steals `exc`. */
+static PyObject *checked_exception(PyObject *exc)
+{
+    if (PyExceptionInstance_Check(exc))
+        return exc;
+    Py_DECREF(exc);
+    PyErr_SetString(PyExc_TypeError, "exceptions must derive from BaseException");
+    return NULL;
+}
+
+/* The exception `raise type(value)` would raise (new reference). */
 PyObject *cb_make_exception(PyObject *type, PyObject *value)
 {
     PyObject *exc;
 
     if (PyExceptionInstance_Check(type))
         return Py_NewRef(type);
-    if (!value || value == Py_None)
-        return PyObject_CallNoArgs(type);
+    if (!value || value == Py_None) {
+        exc = PyObject_CallNoArgs(type);
+        return exc ? checked_exception(exc) : NULL;
+    }
     if (PyObject_TypeCheck(value, (PyTypeObject *)type))
         return Py_NewRef(value);
     if (PyTuple_Check(value))
-        return PyObject_Call(type, value, NULL);
-    exc = PyObject_CallOneArg(type, value);
-    return exc;
+        exc = PyObject_Call(type, value, NULL);
+    else
+        exc = PyObject_CallOneArg(type, value);
+    return exc ? checked_exception(exc) : NULL;
 }
 
 int cb_channel_send_exception(cb_channel *ch, PyObject *klass, PyObject *args)

@@ -280,7 +280,7 @@ static PyObject *wrap_dont_raise(PyObject *callable)
 
 static int do_bind(cb_tasklet *t, PyObject *callable, PyObject *args, PyObject *kwargs)
 {
-    if (t->started && t->alive) {
+    if ((callable || args || kwargs) && t->started && t->alive) {
         PyErr_SetString(PyExc_RuntimeError, "cannot bind a tasklet that has started; kill it first");
         return -1;
     }
@@ -486,11 +486,6 @@ static PyObject *throw_checked(cb_tasklet *t, PyObject *exc, PyObject *val, int 
     instance = cb_make_exception(exc, val);
     if (!instance)
         return NULL;
-    if (!PyExceptionInstance_Check(instance)) {
-        Py_DECREF(instance);
-        PyErr_SetString(PyExc_TypeError, "exceptions must derive from BaseException");
-        return NULL;
-    }
     if (cb_throw(t, instance, pending) < 0)
         return NULL;
     Py_RETURN_NONE;
