@@ -161,16 +161,24 @@ static PyObject *call_on_big_stack(cb_manager *m, PyObject *fn, PyObject *const 
     return call.result;
 }
 
-static PyObject *sched_compile(PyObject *self, PyObject *const *args, Py_ssize_t nargs,
-                               PyObject *kwnames)
-{
-    cb_manager *m = needs_hop();
+/* A wrapped function whose whole call runs on the big stack. */
+#define HOPPING_WRAPPER(fn, original)                                                   \
+    static PyObject *fn(PyObject *self, PyObject *const *args, Py_ssize_t nargs,        \
+                        PyObject *kwnames)                                              \
+    {                                                                                   \
+        cb_manager *m = needs_hop();                                                    \
+        (void)self;                                                                     \
+        if (!m)                                                                         \
+            return PyObject_Vectorcall(original, args, (size_t)nargs, kwnames);         \
+        return call_on_big_stack(m, original, args, (size_t)nargs, kwnames);            \
+    }
 
-    (void)self;
-    if (!m)
-        return PyObject_Vectorcall(original_compile, args, (size_t)nargs, kwnames);
-    return call_on_big_stack(m, original_compile, args, (size_t)nargs, kwnames);
-}
+static PyObject *original_marshal_dumps, *original_marshal_loads, *original_symtable;
+
+HOPPING_WRAPPER(sched_compile, original_compile)
+HOPPING_WRAPPER(sched_marshal_dumps, original_marshal_dumps)
+HOPPING_WRAPPER(sched_marshal_loads, original_marshal_loads)
+HOPPING_WRAPPER(sched_symtable, original_symtable)
 
 static int is_source(PyObject *o)
 {
@@ -227,68 +235,107 @@ static PyObject *sched_eval(PyObject *self, PyObject *const *args, Py_ssize_t na
     return run_source(original_eval, "eval", 1, args, nargs, kwnames);
 }
 
-static PyMethodDef wrappers[] = {
-    {"compile", (PyCFunction)(void (*)(void))sched_compile, METH_FASTCALL | METH_KEYWORDS, NULL},
-    {"exec", (PyCFunction)(void (*)(void))sched_exec, METH_FASTCALL | METH_KEYWORDS, NULL},
-    {"eval", (PyCFunction)(void (*)(void))sched_eval, METH_FASTCALL | METH_KEYWORDS, NULL},
-    {NULL, NULL, 0, NULL},
+#ifdef CB_PY311
+/* 3.11 counts a tasklet's stack cap as recursion depth (see pystate.c);
+ * sys.setrecursionlimit() must see the real depth, and the cap is then
+ * re-applied under the new limit. */
+static PyObject *original_setrecursionlimit;
+
+static PyObject *sched_setrecursionlimit(PyObject *self, PyObject *const *args,
+                                         Py_ssize_t nargs, PyObject *kwnames)
+{
+    cb_manager *m = cb_manager_peek();
+    cb_tasklet *cur = m ? m->current : NULL;
+    PyThreadState *ts = PyThreadState_Get();
+    PyObject *r;
+    int limit;
+
+    (void)self;
+    if (!cur || !cur->st.py_offset)
+        return PyObject_Vectorcall(original_setrecursionlimit, args, (size_t)nargs, kwnames);
+    ts->recursion_remaining += cur->st.py_offset;
+    cur->st.py_offset = 0;
+    r = PyObject_Vectorcall(original_setrecursionlimit, args, (size_t)nargs, kwnames);
+    limit = ts->recursion_limit;
+    cur->st.py_offset = cur->st.py_cap < limit ? limit - cur->st.py_cap : 0;
+    ts->recursion_remaining -= cur->st.py_offset;
+    return r;
+}
+#endif
+
+typedef struct wrapped {
+    const char *module;
+    PyMethodDef def;
+    PyObject **original;
+} wrapped;
+
+#define WRAP(module, name, fn, original) \
+    {module, {name, (PyCFunction)(void (*)(void))fn, METH_FASTCALL | METH_KEYWORDS, NULL}, &original}
+
+static wrapped wrappers[] = {
+    WRAP("builtins", "compile", sched_compile, original_compile),
+    WRAP("builtins", "exec", sched_exec, original_exec),
+    WRAP("builtins", "eval", sched_eval, original_eval),
+    WRAP("marshal", "dumps", sched_marshal_dumps, original_marshal_dumps),
+    WRAP("marshal", "loads", sched_marshal_loads, original_marshal_loads),
+    WRAP("_symtable", "symtable", sched_symtable, original_symtable),
+#ifdef CB_PY311
+    WRAP("sys", "setrecursionlimit", sched_setrecursionlimit, original_setrecursionlimit),
+#endif
 };
 
-/* The wrapper keeps the builtin's documentation and signature. */
-static int install(PyObject *module, PyObject *builtins, PyMethodDef *def, PyObject **original)
+/* Replaces module.name by a wrapper with the same documentation, signature
+ * and __self__. */
+static int install(wrapped *w)
 {
-    PyObject *orig = PyDict_GetItemString(builtins, def->ml_name); /* borrowed */
-    PyObject *sig, *doc, *full, *fn, *module_name;
+    PyObject *module = PyImport_ImportModule(w->module);
+    PyObject *orig = NULL, *sig = NULL, *doc = NULL, *full = NULL, *fn = NULL, *name = NULL;
+    int rc = -1;
 
-    if (!orig || !PyCFunction_Check(orig))
-        return 0; /* already wrapped, or replaced by someone: leave it */
+    if (!module)
+        return -1;
+    orig = PyObject_GetAttrString(module, w->def.ml_name);
+    if (!orig)
+        goto done;
+    if (!PyCFunction_Check(orig) || PyCFunction_GetFunction(orig) == w->def.ml_meth) {
+        rc = 0; /* replaced by someone else, or already ours: leave it */
+        goto done;
+    }
     sig = PyObject_GetAttrString(orig, "__text_signature__");
     doc = PyObject_GetAttrString(orig, "__doc__");
-    if (!sig || !doc) {
-        Py_XDECREF(sig);
-        Py_XDECREF(doc);
-        return -1;
-    }
-    full = sig != Py_None ? PyUnicode_FromFormat("%s%U\n--\n\n%U", def->ml_name, sig, doc)
+    if (!sig || !doc)
+        goto done;
+    full = sig != Py_None ? PyUnicode_FromFormat("%s%U\n--\n\n%S", w->def.ml_name, sig, doc)
                           : Py_NewRef(doc);
-    Py_DECREF(sig);
-    Py_DECREF(doc);
-    if (!full)
-        return -1;
+    if (!full || !PyUnicode_Check(full))
+        goto done;
     /* `full` is kept for ever: ml_doc points into it, as a builtin's
      * docstring lives as long as the process. */
-    def->ml_doc = PyUnicode_AsUTF8(full);
-    if (!def->ml_doc)
-        return -1;
-    module_name = PyUnicode_FromString("builtins");
-    fn = module_name ? PyCFunction_NewEx(def, module, module_name) : NULL;
-    Py_XDECREF(module_name);
-    if (!fn)
-        return -1;
-    *original = Py_NewRef(orig);
-    if (PyDict_SetItemString(builtins, def->ml_name, fn) < 0) {
-        Py_DECREF(fn);
-        return -1;
-    }
-    Py_DECREF(fn);
-    return 0;
+    w->def.ml_doc = PyUnicode_AsUTF8(full);
+    name = PyUnicode_FromString(w->module);
+    if (!w->def.ml_doc || !name)
+        goto done;
+    fn = PyCFunction_NewEx(&w->def, module, name);
+    if (!fn || PyObject_SetAttrString(module, w->def.ml_name, fn) < 0)
+        goto done;
+    *w->original = Py_NewRef(orig);
+    full = NULL;
+    rc = 0;
+done:
+    Py_XDECREF(fn);
+    Py_XDECREF(name);
+    Py_XDECREF(full);
+    Py_XDECREF(doc);
+    Py_XDECREF(sig);
+    Py_XDECREF(orig);
+    Py_DECREF(module);
+    return rc;
 }
 
 int cb_big_stack_install(void)
 {
-    PyObject *module, *builtins;
-    int rc = 0;
-
-    if (original_compile)
-        return 0;
-    module = PyImport_ImportModule("builtins");
-    if (!module)
-        return -1;
-    builtins = PyModule_GetDict(module); /* borrowed */
-    if (install(module, builtins, &wrappers[0], &original_compile) < 0 ||
-        install(module, builtins, &wrappers[1], &original_exec) < 0 ||
-        install(module, builtins, &wrappers[2], &original_eval) < 0)
-        rc = -1;
-    Py_DECREF(module);
-    return rc;
+    for (size_t i = 0; i < sizeof wrappers / sizeof wrappers[0]; i++)
+        if (!*wrappers[i].original && install(&wrappers[i]) < 0)
+            return -1;
+    return 0;
 }

@@ -7,7 +7,7 @@
 
 cb_globals cb_g = {
     .use_nested = 1,
-    .stack_size = CB_STACK_DEFAULT_SIZE,
+    .stack_size = CB_TASKLET_STACK_SIZE,
 };
 
 /* Fast path to the calling thread's manager; validated against the thread

@@ -3,6 +3,13 @@
 #include "core.h"
 
 #include "carbon/scheduler.h"
+#include "sanitizer.h"
+
+#ifdef CB_ASAN
+#define CB_SANITIZED 1
+#else
+#define CB_SANITIZED 0
+#endif
 
 PyObject *cb_TaskletExit;
 
@@ -371,6 +378,33 @@ static PyObject *mod_set_guarded_stacks(PyObject *mod, PyObject *arg)
     Py_RETURN_NONE;
 }
 
+/* (C stack bytes in use, recursion units in use) of the current tasklet, for
+ * calibrating the recursion budget (tests/python/test_core_recursion.py). */
+static PyObject *mod_stack_usage(PyObject *mod, PyObject *unused)
+{
+    cb_manager *m = manager();
+    cb_tasklet *cur;
+    PyThreadState *ts;
+    long used_bytes = -1, units;
+    char here;
+
+    (void)mod;
+    (void)unused;
+    if (!m)
+        return NULL;
+    cur = m->current;
+    ts = m->tstate;
+    if (cur->stack)
+        used_bytes = (long)(cur->stack->top - &here);
+#ifdef CB_PY311
+    units = ts->recursion_limit - ts->recursion_remaining - cur->st.py_offset;
+#else
+    units = (cur->stack ? cb_pystate_budget(m->pool.stack_size) : CB_C_RECURSION_LIMIT) -
+            ts->c_recursion_remaining;
+#endif
+    return Py_BuildValue("(ll)", used_bytes, units);
+}
+
 /* Registered with atexit: the main thread's tasklets get TaskletExit while the
  * interpreter can still run their finally blocks. */
 static PyObject *mod_atexit(PyObject *mod, PyObject *unused)
@@ -422,6 +456,8 @@ static PyMethodDef module_methods[] = {
     {"set_guarded_stacks", mod_set_guarded_stacks, METH_O,
      "set_guarded_stacks(n): how many stacks get a guard page (process-wide)."},
     {"_atexit", mod_atexit, METH_NOARGS, "Kill the main thread's tasklets (atexit hook)."},
+    {"_stack_usage", mod_stack_usage, METH_NOARGS,
+     "(C stack bytes, recursion units) used by the current tasklet (calibration)."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -487,7 +523,11 @@ PyMODINIT_FUNC PyInit__scheduler(void)
     }
     if (PyModule_AddObject(mod, "_C_API", cb_capi_capsule()) < 0)
         goto fail;
-    if (PyModule_AddStringConstant(mod, "switch_backend", cb_ctx_backend()) < 0)
+    if (PyModule_AddStringConstant(mod, "switch_backend", cb_ctx_backend()) < 0 ||
+        PyModule_AddIntConstant(mod, "MIN_STACK_SIZE", CB_STACK_MIN_SIZE) < 0 ||
+        PyModule_AddIntConstant(mod, "MAX_STACK_SIZE", CB_STACK_MAX_SIZE) < 0 ||
+        PyModule_AddIntConstant(mod, "DEFAULT_STACK_SIZE", CB_TASKLET_STACK_SIZE) < 0 ||
+        PyModule_AddIntConstant(mod, "_sanitized", CB_SANITIZED) < 0)
         goto fail;
     if (register_atexit(mod) < 0 || cb_big_stack_install() < 0)
         goto fail;

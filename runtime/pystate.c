@@ -7,20 +7,25 @@
 
 #include <limits.h>
 
-/* C stack bytes one recursion unit may use, measured with the deepest C
- * re-entry patterns (map/sum, __repr__, json, pickle) on each version; see
- * tests/python/test_recursion.py. 3.11 counts Python frames and C recursion in
- * one counter; 3.12 and 3.13 charge two C units per re-entry of the eval loop. */
-#ifdef CB_PY311
-#define BYTES_PER_UNIT 768
+/* C stack bytes one recursion unit may use: the worst C re-entry pattern
+ * measured (sorted() with a recursive key function: list.sort keeps ~3.5 KiB
+ * of merge state on the stack per level), plus a fifth. Measured with
+ * scheduler._stack_usage() over map, sorted, repr, hash, eq, isinstance,
+ * descriptors, __getattr__, generators, json and ctypes callbacks; see
+ * tests/python/test_core_recursion.py. 3.11 counts Python frames and C
+ * recursion in one counter, so on 3.11 this also bounds plain Python
+ * recursion inside a tasklet. */
+#if defined(CB_PY311)
+#define BYTES_PER_UNIT 2816
+#elif defined(CB_PY312)
+#define BYTES_PER_UNIT 2048
 #else
-#define BYTES_PER_UNIT 384
+#define BYTES_PER_UNIT 1600
 #endif
-/* Stack kept free below the budget: error handling after the limit is hit,
- * signal frames, C libraries called from the deepest frame. */
+/* Stack kept free below the budget: handling the RecursionError, signal
+ * frames, C libraries called from the deepest frame. */
 #define RESERVE_BYTES (40 * 1024)
-#define MIN_BUDGET 16
-
+#define MIN_BUDGET 8
 
 int cb_pystate_budget(size_t stack_size)
 {
@@ -130,18 +135,22 @@ static inline void restore(PyThreadState *ts, cb_pystate *st)
 
 void cb_pystate_switch(PyThreadState *ts, cb_pystate *from, cb_pystate *to)
 {
-#ifdef CB_PY311
-    /* sys.settrace/setprofile are per thread: the flag the eval loop reads
-     * lives in the running cframe, so it is carried into the incoming one. */
-    unsigned char use_tracing = ts->cframe->use_tracing;
-#endif
     save(ts, from);
     restore(ts, to);
 #ifdef CB_PY311
-    if (to->cframe)
-        to->cframe->use_tracing = use_tracing;
-    else
-        to->use_tracing = use_tracing;
+    {
+        /* sys.settrace/setprofile are per thread, but the flag the eval loop
+         * reads lives in the running cframe: it is recomputed for the incoming
+         * tasklet as CPython does, off while that tasklet is itself inside a
+         * trace function (a switch made by a tracer must not carry its
+         * "paused" flag into other tasklets). */
+        unsigned char use_tracing =
+            to->tracing == 0 && (ts->c_tracefunc != NULL || ts->c_profilefunc != NULL) ? 255 : 0;
+        if (to->cframe)
+            to->cframe->use_tracing = use_tracing;
+        else
+            to->use_tracing = use_tracing;
+    }
 #endif
 }
 

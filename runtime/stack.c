@@ -111,6 +111,7 @@ static void set_geometry(cb_stack *s, char *base, size_t stack_size)
     s->top = base + stack_size - (PAGE - TOP_OFFSET_IN_PAGE);
     s->frames = s->top;
     s->frames_size = (size_t)(base + stack_size + CB_FRAME_CHUNK_SIZE - s->top);
+    s->size = stack_size;
     s->vg_id = CB_VALGRIND_STACK_REGISTER(s->lo, s->top);
 }
 
@@ -139,10 +140,10 @@ static cb_stack *map_guarded(size_t stack_size)
     return s;
 }
 
-static void unmap_guarded(cb_stack *s, size_t stack_size)
+static void unmap_guarded(cb_stack *s)
 {
     CB_VALGRIND_STACK_DEREGISTER(s->vg_id);
-    munmap(s->lo - PAGE, PAGE + stack_size + CB_FRAME_CHUNK_SIZE);
+    munmap(s->lo - PAGE, PAGE + s->size + CB_FRAME_CHUNK_SIZE);
     free(s);
 }
 
@@ -220,10 +221,12 @@ static cb_stack *new_stack(size_t stack_size)
 
 /* Returns a stack to the process: unmapped if guarded, else its memory is
  * discarded and the slot goes to the free list of its slab class. */
-static void drop_stack(cb_stack *s, size_t stack_size)
+static void drop_stack(cb_stack *s)
 {
+    size_t stack_size = s->size;
+
     if (s->guarded) {
-        unmap_guarded(s, stack_size);
+        unmap_guarded(s);
         pthread_mutex_lock(&g_lock);
         g_guarded_live--;
         pthread_mutex_unlock(&g_lock);
@@ -274,8 +277,9 @@ static int word_touched(const char *p)
 
 /* A fresh page reads as zero; if the first word past the hot region on either
  * side is not, the tasklet went deeper and those pages are given back. */
-static void trim_cold(cb_stack *s, size_t stack_size)
+static void trim_cold(cb_stack *s)
 {
+    size_t stack_size = s->size;
     char *c_edge = s->top - HOT_BYTES;
     char *f_edge = s->frames + HOT_BYTES;
     char *f_end = s->lo + stack_size + CB_FRAME_CHUNK_SIZE;
@@ -295,11 +299,12 @@ static void trim_cold(cb_stack *s, size_t stack_size)
 void cb_stack_release(cb_stack_pool *pool, cb_stack *s)
 {
     pool->live--;
-    if (pool->nfree >= pool->max_free) {
-        drop_stack(s, pool->stack_size);
+    /* A stack of a size the pool no longer hands out goes back too. */
+    if (pool->nfree >= pool->max_free || s->size != pool->stack_size) {
+        drop_stack(s);
         return;
     }
-    trim_cold(s, pool->stack_size);
+    trim_cold(s);
     s->next = pool->free;
     pool->free = s;
     pool->nfree++;
@@ -311,7 +316,7 @@ void cb_stack_pool_clear(cb_stack_pool *pool)
         cb_stack *s = pool->free;
         pool->free = s->next;
         pool->nfree--;
-        drop_stack(s, pool->stack_size);
+        drop_stack(s);
     }
 }
 

@@ -21,7 +21,7 @@
 #include <stddef.h>
 
 #define CB_STACK_DEFAULT_SIZE (256u * 1024u)
-#define CB_STACK_MIN_SIZE (64u * 1024u)
+#define CB_STACK_MIN_SIZE (128u * 1024u)
 #define CB_STACK_MAX_SIZE (256u * 1024u * 1024u)
 /* Bytes of the frame chunk above each C stack. */
 #define CB_FRAME_CHUNK_SIZE (32u * 1024u)
@@ -31,6 +31,7 @@ typedef struct cb_stack {
     char *top;             /* the C stack grows down from here */
     char *frames;          /* frame chunk: [frames, frames + frames_size) */
     size_t frames_size;
+    size_t size;           /* bytes of C stack it was made with */
     struct cb_stack *next; /* free-list link */
     unsigned vg_id;        /* valgrind stack id */
     unsigned char guarded;

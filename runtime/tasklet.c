@@ -255,6 +255,9 @@ static void record_trace_data(cb_tasklet *t, PyObject *callable)
     PyObject *code = PyObject_GetAttrString(callable, "__code__");
     PyObject *file = NULL, *line = NULL;
 
+    if (!code)
+        PyErr_Clear(); /* builtins and other callables have none */
+
     Py_XSETREF(t->method_name, attr_str(callable, "__name__", "unknown_method"));
     Py_XSETREF(t->module_name, attr_str(callable, "__module__", "unknown_module"));
     if (code) {

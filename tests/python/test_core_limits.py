@@ -1,0 +1,260 @@
+"""Resource limits (switching.md section 4, item 10): running out of memory
+for stacks is a MemoryError the program recovers from; stacks are reused and
+their memory returned after deep recursion; beyond the guard-page budget
+unguarded stacks still work; a 100k-tasklet churn runs."""
+import time
+import unittest
+
+import scheduler as s
+from core_support import CoreTestCase, run_many
+
+
+CHILDREN = {}
+
+
+def child(name, code, *args):
+    CHILDREN[name] = (code, args)
+
+
+child("memory_error_and_recovery", r"""
+import gc, resource, scheduler as s
+
+def vmsize():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[0]) * 4096
+
+def idle():
+    try:
+        while True:
+            s.schedule_remove()
+    finally:
+        finished.append(1)
+
+finished = []
+limit = vmsize() + (160 << 20)
+resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+keep = [None] * 100000
+n = 0
+try:
+    while n < len(keep):
+        t = s.tasklet(idle)()
+        t.run()
+        keep[n] = t
+        n += 1
+except MemoryError as e:
+    error = str(e)
+print("created", n > 100, "error", error, flush=True)
+# the tasklet that could not start is still queued; it must not crash anything
+t.remove()
+del t
+keep = None
+gc.collect()
+print("finished", len(finished) == n, flush=True)
+# recover: the same number again, twice
+for round in range(2):
+    finished.clear()
+    keep = []
+    for i in range(n):
+        t = s.tasklet(idle)()
+        t.run()
+        keep.append(t)
+    del t
+    print("again", all(x.alive for x in keep), flush=True)
+    keep = None
+    gc.collect()
+    print("finished", len(finished) == n, flush=True)
+""")
+
+child("rss_returns_after_deep_recursion", r"""
+import gc, os, scheduler as s
+
+def rss():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+def deep_then_wait():
+    def f(k):
+        return sum(map(f, [k + 1]))
+    try:
+        f(0)          # as deep as the C stack budget goes
+    except RecursionError:
+        pass
+    def g(k):
+        return g(k + 1)
+    try:
+        g(0)          # and as deep as Python frames go (frame chunks)
+    except RecursionError:
+        pass
+    s.schedule_remove()
+
+N = 64
+for _ in range(2):  # warm up allocator and pool
+    ts = [s.tasklet(deep_then_wait)() for _ in range(N)]
+    s.run()
+    for t in ts:
+        t.insert()
+    s.run()
+    del ts, t
+gc.collect()
+base = rss()
+for rnd in range(3):
+    ts = [s.tasklet(deep_then_wait)() for _ in range(N)]
+    s.run()
+    peak = rss()
+    for t in ts:
+        t.insert()
+    s.run()
+    del ts, t
+    gc.collect()
+    after = rss()
+    print(rnd, base, peak, after, flush=True)
+print("stats", s.get_stack_stats()["thread_live"], flush=True)
+""")
+
+child("beyond_guard_budget", r"""
+import json, scheduler as s, sys
+s.set_guarded_stacks(50)
+size = int(sys.argv[1])
+if size:
+    s.set_stack_size(size)
+c = s.channel()
+results = []
+
+def nested(n):
+    l = []
+    for _ in range(n):
+        l = [l]
+    return l
+
+def worker(i):
+    v = c.receive()
+    local = [i] * 5
+    try:
+        raise KeyError(i)
+    except KeyError:
+        s.schedule()
+    if i % 200 == 7:
+        # recursion errors on unguarded stacks: the budget must stop them
+        def f(k):
+            return sum(map(f, [k + 1]))
+        for case in (lambda: f(0), lambda: repr(nested(20000)),
+                     lambda: json.dumps(nested(20000))):
+            try:
+                case()
+                results.append(("no error", i))
+            except RecursionError:
+                pass
+    s.schedule()
+    results.append(v if local == [i] * 5 else ("corrupt", i))
+
+ts = [s.tasklet(worker)(i) for i in range(2000)]
+s.run()
+st = s.get_stack_stats()
+print("stats", st["guarded"] <= 50, st["unguarded"] >= 1950, st["slabs"] >= 1, st["guard_budget"], flush=True)
+for i in range(2000):
+    c.send(i * 10)
+s.run()
+print("results", sorted(results, key=str) == sorted([i * 10 for i in range(2000)], key=str), flush=True)
+print("alive", sum(t.alive for t in ts), flush=True)
+# the slots are reused
+ts = [s.tasklet(worker)(i) for i in range(2000)]
+s.run()
+for i in range(2000):
+    c.send(i)
+s.run()
+print("again", len(results) == 4000, flush=True)
+""")
+child("beyond_guard_budget_smallest_stack", CHILDREN["beyond_guard_budget"][0], s.MIN_STACK_SIZE)
+CHILDREN["beyond_guard_budget"] = (CHILDREN["beyond_guard_budget"][0], (0,))
+
+
+class ChildLimitTests(CoreTestCase):
+
+    @classmethod
+    def setUpClass(cls):
+        cls.results = run_many(CHILDREN)
+
+    def test_memory_error_then_recovery(self):
+        proc = self.check_child(self.results["memory_error_and_recovery"])
+        self.assertChildLines(proc, [
+            "created True error cannot allocate a tasklet stack", "finished True",
+            "again True", "finished True", "again True", "finished True"])
+
+    def test_rss_returns_after_deep_recursion(self):
+        proc = self.check_child(self.results["rss_returns_after_deep_recursion"])
+        rows = [list(map(int, line.split())) for line in proc.stdout.splitlines()[:3]]
+        first_peak = rows[0][2]
+        for rnd, base, peak, after in rows:
+            grown = peak - base
+            self.assertGreater(grown, 1 << 20, proc.stdout)  # the recursion did touch memory
+            self.assertLess(after - base, grown * 0.3, proc.stdout)
+            self.assertLess(peak, first_peak + (2 << 20), proc.stdout)  # stacks are reused
+        self.assertEqual(proc.stdout.splitlines()[3], "stats 0")
+
+    def check_beyond_budget(self, name):
+        proc = self.check_child(self.results[name])
+        lines = proc.stdout.splitlines()
+        self.assertEqual(lines[0], "stats True True True 50", proc.stdout)
+        self.assertEqual(lines[1:], ["results True", "alive 0", "again True"])
+
+    def test_beyond_guard_budget(self):
+        self.check_beyond_budget("beyond_guard_budget")
+
+    def test_beyond_guard_budget_smallest_stack(self):
+        self.check_beyond_budget("beyond_guard_budget_smallest_stack")
+
+
+class ChurnTests(CoreTestCase):
+
+    def test_100k_tasklet_churn(self):
+        done = [0]
+
+        def short(i):
+            if i % 3 == 0:
+                s.schedule()
+            done[0] += 1
+
+        start = time.perf_counter()
+        for _ in range(100):
+            for i in range(1000):
+                s.tasklet(short)(i)
+            s.run()
+        elapsed = time.perf_counter() - start
+        self.assertEqual(done[0], 100000)
+        stats = s.get_stack_stats()
+        self.assertEqual(stats["thread_live"], 0)
+        self.assertLessEqual(stats["thread_cached"], 128)
+        self.assertLess(elapsed, 60, "%.1f us per tasklet" % (elapsed * 10))
+
+    def test_switch_ping_pong(self):
+        count = [0, 0]
+
+        def ping(k):
+            for _ in range(50000):
+                count[k] += 1
+                s.schedule()
+
+        s.tasklet(ping)(0)
+        s.tasklet(ping)(1)
+        s.run()
+        self.assertEqual(count, [50000, 50000])
+
+    def test_set_stack_size_validation(self):
+        size = s.get_stack_size()
+        for bad in (0, 4096, s.MIN_STACK_SIZE - 4097, -1, 1 << 40):
+            with self.assertRaises((ValueError, OverflowError), msg=bad):
+                s.set_stack_size(bad)
+            self.assertEqual(s.get_stack_size(), size)
+        s.set_stack_size(s.MIN_STACK_SIZE)
+        self.assertEqual(s.get_stack_size(), s.MIN_STACK_SIZE)
+        s.set_stack_size(s.MIN_STACK_SIZE + 1000)  # rounded up to whole pages
+        self.assertEqual(s.get_stack_size() % 4096, 0)
+        self.assertGreaterEqual(s.get_stack_size(), s.MIN_STACK_SIZE + 1000)
+        out = []
+        s.tasklet(lambda: out.append(sum(range(10))))()
+        s.run()
+        self.assertEqual(out, [45])
+
+
+if __name__ == "__main__":
+    unittest.main()
