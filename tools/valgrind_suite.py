@@ -17,7 +17,7 @@ import subprocess
 import sys
 
 SKIP = re.compile(r"\.python$|limits|bench|idle")
-VALGRIND = ["valgrind", "--error-exitcode=99", "--quiet", "--leak-check=no",
+VALGRIND = ["valgrind", "--error-exitcode=99", "--quiet", "--leak-check=no", "--fair-sched=yes",
             "--suppressions=" + os.path.join(os.path.dirname(__file__), "valgrind.supp")]
 
 
