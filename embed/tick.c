@@ -1,0 +1,103 @@
+/* carbon_tick: one frame of the host thread, and the budgeted run of a
+ * thread's queue that ticks and worker loops share.
+ *
+ * The queue is run one top-level tasklet at a time (cb_run with one switch)
+ * rather than with the core's run-with-timeout, for two reasons: the budget
+ * is checked before every tasklet, so a tick overruns by at most one
+ * tasklet's run (run-with-timeout may start two after the deadline); and we
+ * know which tasklet an escaping exception came from, to name it. */
+#include "internal.h"
+
+void cb_embed_run_budget(cb_embed_loop *loop, long long start_ns, long long budget_ns,
+                         cb_embed_run_result *res)
+{
+    cb_manager *m = loop->mgr;
+    int first = 1;
+
+    for (;;) {
+        cb_tasklet *t = cb_queue_first(m);
+        unsigned long long switches;
+        int rc;
+
+        if (!t)
+            break;
+        if (!first && cb_monotonic_ns() - start_ns >= budget_ns)
+            break;
+        first = 0;
+        Py_INCREF(t); /* its name is read after it may have ended */
+        switches = m->switches;
+        rc = cb_run(m, 1, -1);
+        if (rc < 0) {
+            if (m->switches == switches) {
+                /* Nothing ran: switching is trapped, the interpreter is
+                 * finalizing, or the main tasklet had an exception waiting
+                 * for it. Retrying cannot help this tick. */
+                res->errors += (unsigned long long)cb_embed_report(NULL, "<main tasklet>");
+                res->failed = 1;
+                Py_DECREF(t);
+                break;
+            }
+            res->errors += (unsigned long long)cb_embed_report(t, NULL);
+        }
+        Py_DECREF(t);
+    }
+}
+
+/* Tasklets neither runnable nor in our heaps: blocked on channels, joins,
+ * or removed from the queue. */
+static unsigned long long count_blocked(cb_embed_loop *loop)
+{
+    cb_manager *m = loop->mgr;
+    unsigned long long n = 0, waiting;
+
+    for (cb_tasklet *t = m->all; t; t = t->mgr_next)
+        if (!t->is_main && t->alive && !t->node.next)
+            n++;
+    waiting = (loop->sleepers.n - loop->sleepers.main_waiting) +
+              (loop->frame_waiters.n - loop->frame_waiters.main_waiting);
+    return n > waiting ? n - waiting : 0;
+}
+
+int carbon_tick(int64_t budget_ns, carbon_stats *stats)
+{
+    cb_embed_loop *loop;
+    cb_embed_run_result res = {0, 0};
+    unsigned long long switches0, completed0;
+    long long called = cb_monotonic_ns(), start;
+    int rc;
+
+    if (budget_ns < 0)
+        return cb_embed_fail(CARBON_EINVAL, "carbon_tick: budget_ns must not be negative");
+    if ((rc = cb_embed_host_enter("carbon_tick")) != CARBON_OK)
+        return rc;
+    /* The budget counts from here: taking the GIL from a busy worker may
+     * already have cost up to the interpreter's switch interval. */
+    start = cb_monotonic_ns();
+    loop = cb_embed_loop_get();
+    if (!loop)
+        return cb_embed_host_leave(cb_embed_fail_python());
+    if (loop->mgr->current != loop->mgr->main)
+        return cb_embed_host_leave(cb_embed_fail(CARBON_EBUSY, "carbon_tick: called from inside a tasklet"));
+    switches0 = loop->mgr->switches;
+    completed0 = loop->mgr->completed;
+
+    cb_embed_loop_step(loop, CB_EMBED_TURN_TICK); /* events, frame + 1, expired sleepers, frame waiters */
+    cb_embed_run_budget(loop, start, budget_ns, &res);
+
+    if (stats) {
+        stats->frame = loop->frame;
+        stats->tasklets_run = loop->mgr->completed - completed0;
+        stats->switches = loop->mgr->switches - switches0;
+        stats->runnable = (uint64_t)loop->mgr->queued;
+        stats->sleeping = loop->sleepers.n - loop->sleepers.main_waiting;
+        stats->waiting_frames = loop->frame_waiters.n - loop->frame_waiters.main_waiting;
+        stats->blocked = count_blocked(loop);
+        stats->errors = res.errors;
+        stats->elapsed_ns = cb_monotonic_ns() - called;
+    }
+    if (res.failed)
+        rc = cb_embed_fail(CARBON_EPYTHON, "carbon_tick: the run queue could not be run (switch_trap "
+                                           "set, or an exception was pending in the main tasklet); "
+                                           "see the error callback");
+    return cb_embed_host_leave(rc);
+}

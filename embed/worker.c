@@ -1,0 +1,436 @@
+/* Worker threads: libuv threads, each with its own thread state, schedule
+ * manager and loop, running one function in its main tasklet and then its
+ * tasklets until none is left alive or it is stopped.
+ *
+ * Shared state (the registry, a worker's flags, joiners, result, loop
+ * pointer) is protected by the GIL; `stop` is also atomic so that a worker's
+ * poll-free checks stay correct. A worker handle is owned by the C host
+ * (carbon_worker_start .. carbon_worker_join) or by one Python `Worker`
+ * object; once its owner is gone and its thread has ended the struct is
+ * freed. carbon_shutdown stops and joins every worker still running. */
+#define _GNU_SOURCE
+#include "internal.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct joiner {
+    cb_tasklet *t;      /* borrowed: the joining call holds a reference */
+    unsigned flag;
+    struct joiner *next;
+} joiner;
+
+struct carbon_worker {
+    struct carbon_worker *prev, *next; /* registry */
+    uv_thread_t thread;
+    PyInterpreterState *interp;
+    PyObject *fn, *args;   /* owned; taken over by the thread when it starts */
+    PyObject *result;      /* what fn returned (Python-owned workers only) */
+    char *name;
+    atomic_int stop;
+    unsigned started : 1;  /* the thread exists */
+    unsigned ended : 1;    /* the thread has finished with Python */
+    unsigned joining : 1;  /* someone is (or was) in uv_thread_join */
+    unsigned joined : 1;
+    unsigned c_owned : 1;  /* handle held by the C host */
+    unsigned py_owned : 1; /* handle held by a Python Worker */
+    cb_embed_loop *loop;   /* while the thread runs its loop */
+    joiner *joiners;
+};
+
+static carbon_worker *registry;
+static long running;
+
+long cb_embed_workers_running(void)
+{
+    return running;
+}
+
+int cb_embed_worker_stopping(cb_embed_loop *loop)
+{
+    return loop->worker && atomic_load(&loop->worker->stop);
+}
+
+int cb_embed_worker_alive(carbon_worker *w)
+{
+    return w->started && !w->ended;
+}
+
+static void unlink_worker(carbon_worker *w)
+{
+    if (w->prev)
+        w->prev->next = w->next;
+    else if (registry == w)
+        registry = w->next;
+    if (w->next)
+        w->next->prev = w->prev;
+    w->prev = w->next = NULL;
+}
+
+/* GIL held (or the interpreter is gone: `python` = 0). */
+static void free_worker(carbon_worker *w, int python)
+{
+    unlink_worker(w);
+    if (python) {
+        Py_CLEAR(w->fn);
+        Py_CLEAR(w->args);
+        Py_CLEAR(w->result);
+    }
+    free(w->name);
+    free(w);
+}
+
+/* ---- the thread --------------------------------------------------------------------------- */
+
+/* Runs the queue between turns of the loop until stopped or nothing can
+ * ever run here again. */
+static void serve(carbon_worker *w, cb_embed_loop *loop)
+{
+    long long budget = cb_embed_config()->worker_budget_ns;
+
+    while (!atomic_load(&w->stop)) {
+        cb_manager *m = loop->mgr;
+        cb_embed_run_result res = {0, 0};
+
+        if (m->queued == 0 && !m->deferred_kills && !loop->sleepers.n && !loop->frame_waiters.n &&
+            !uv_loop_alive(&loop->uv) && !cb_embed_has_tasklets(m))
+            break; /* none alive: nothing can ever run here again */
+        cb_embed_loop_step(loop, m->queued == 0 ? CB_EMBED_TURN_WAIT : CB_EMBED_TURN_POLL);
+        if (atomic_load(&w->stop))
+            break;
+        cb_embed_run_budget(loop, cb_monotonic_ns(), budget, &res);
+        if (res.failed) {
+            /* A switch trap left set, or its main tasklet was killed from
+             * another thread (TaskletExit: not an error). */
+            cb_embed_log(res.errors ? CARBON_LOG_ERROR : CARBON_LOG_DEBUG,
+                         "worker %s: its run queue cannot be run; it ends", w->name);
+            break;
+        }
+    }
+}
+
+static void run_worker(carbon_worker *w)
+{
+    cb_embed_loop *loop = cb_embed_loop_get();
+    PyObject *fn = w->fn, *args = w->args, *r = NULL;
+
+    w->fn = w->args = NULL; /* ours now */
+    if (!loop) {
+        cb_embed_report(NULL, w->name);
+        Py_XDECREF(fn);
+        Py_XDECREF(args);
+        return;
+    }
+    loop->worker = w;
+    w->loop = loop;
+    if (!atomic_load(&w->stop)) {
+        r = PyObject_Call(fn, args, NULL);
+        if (!r)
+            cb_embed_report(NULL, w->name);
+    }
+    Py_DECREF(fn);
+    Py_DECREF(args);
+    if (w->py_owned)
+        w->result = r;
+    else
+        Py_XDECREF(r);
+    serve(w, loop);
+    w->loop = NULL;
+    cb_embed_loop_close(); /* TaskletExit into what is left */
+}
+
+/* The thread is done with Python: wake the joiners. Returns 1 if nobody owns
+ * the handle any more (the thread then detaches and frees it). */
+static int worker_end(carbon_worker *w)
+{
+    joiner *j = w->joiners;
+
+    w->ended = 1;
+    running--;
+    w->joiners = NULL;
+    while (j) {
+        joiner *next = j->next;
+        cb_embed_wake(j->t, &j->flag);
+        j = next;
+    }
+    if (!w->c_owned && !w->py_owned && !w->joining) {
+        unlink_worker(w);
+        Py_CLEAR(w->result);
+        return 1;
+    }
+    return 0;
+}
+
+static void worker_thread(void *arg)
+{
+    carbon_worker *w = arg;
+    PyThreadState *ts = PyThreadState_New(w->interp);
+    int orphan;
+
+    if (!ts) {
+        /* Cannot even take the GIL: the handle stays "running" until joined. */
+        fprintf(stderr, "carbon: worker %s: cannot create a Python thread state\n", w->name);
+        return;
+    }
+    PyEval_RestoreThread(ts);
+    run_worker(w);
+    orphan = worker_end(w);
+    PyThreadState_Clear(ts); /* drops the thread's manager */
+    PyThreadState_DeleteCurrent(); /* and the GIL */
+    if (orphan) {
+        pthread_detach(pthread_self());
+        free(w->name);
+        free(w);
+    }
+}
+
+carbon_worker *cb_embed_worker_spawn(PyObject *fn, PyObject *args, const char *name, int py_owned)
+{
+    carbon_worker *w;
+    int err;
+
+    if (!cb_embed_accepting_workers()) {
+        PyErr_SetString(PyExc_RuntimeError, "cannot start a worker: the runtime is shutting down");
+        return NULL;
+    }
+    w = calloc(1, sizeof *w);
+    if (!w || !(w->name = strdup(name ? name : "?"))) {
+        free(w);
+        PyErr_NoMemory();
+        return NULL;
+    }
+    /* Owned from the start: the thread cannot end before we let go of the
+     * GIL, but an unowned handle would be freed at its end. */
+    w->py_owned = py_owned ? 1 : 0;
+    w->c_owned = py_owned ? 0 : 1;
+    w->interp = PyInterpreterState_Get();
+    w->fn = Py_NewRef(fn);
+    w->args = Py_NewRef(args);
+    atomic_init(&w->stop, 0);
+    w->next = registry;
+    if (registry)
+        registry->prev = w;
+    registry = w;
+    running++;
+    w->started = 1;
+    if ((err = uv_thread_create(&w->thread, worker_thread, w)) != 0) {
+        running--;
+        w->started = 0;
+        free_worker(w, 1);
+        PyErr_Format(PyExc_OSError, "cannot start a worker thread: %s", uv_strerror(err));
+        return NULL;
+    }
+    return w;
+}
+
+int cb_embed_worker_request_stop(carbon_worker *w)
+{
+    atomic_store(&w->stop, 1);
+    if (w->loop)
+        uv_async_send(&w->loop->async);
+    return 0;
+}
+
+/* Joins the OS thread, GIL released; once per worker. */
+static void join_thread(carbon_worker *w)
+{
+    PyThreadState *save;
+
+    if (!w->started || w->joining)
+        return;
+    w->joining = 1;
+    save = PyEval_SaveThread();
+    uv_thread_join(&w->thread);
+    PyEval_RestoreThread(save);
+    w->joined = 1;
+}
+
+PyObject *cb_embed_worker_join_tasklet(carbon_worker *w)
+{
+    if (!w->ended) {
+        cb_embed_loop *loop = cb_embed_loop_get();
+        cb_manager *m;
+        joiner j = {NULL, 0, NULL};
+
+        if (!loop)
+            return NULL;
+        if (loop == w->loop) {
+            PyErr_SetString(PyExc_RuntimeError, "a worker cannot join itself");
+            return NULL;
+        }
+        m = loop->mgr;
+        j.t = (cb_tasklet *)Py_NewRef((PyObject *)m->current);
+        j.next = w->joiners;
+        w->joiners = &j;
+        while (!j.flag) {
+            if (cb_block_current(m, &j.flag) < 0) {
+                for (joiner **p = &w->joiners; *p; p = &(*p)->next) {
+                    if (*p == &j) {
+                        *p = j.next;
+                        break;
+                    }
+                }
+                Py_DECREF(j.t);
+                return NULL;
+            }
+        }
+        Py_DECREF(j.t);
+    }
+    join_thread(w);
+    return Py_NewRef(w->result ? w->result : Py_None);
+}
+
+void cb_embed_worker_release_py(carbon_worker *w)
+{
+    w->py_owned = 0;
+    if (w->joined) {
+        free_worker(w, 1);
+    } else if (w->ended && !w->joining) {
+        /* Its thread is gone or about to be: let it go by itself. */
+        pthread_detach(w->thread);
+        free_worker(w, 1);
+    }
+    /* else still running: an orphan, freed by its thread at its end. */
+}
+
+void cb_embed_workers_shutdown(void)
+{
+    carbon_worker *w;
+
+    cb_embed_stop_accepting_workers();
+    for (w = registry; w; w = w->next)
+        cb_embed_worker_request_stop(w);
+    /* The registry can change while the GIL is released: restart each time. */
+    for (;;) {
+        for (w = registry; w; w = w->next)
+            if (w->started && !w->joining)
+                break;
+        if (!w)
+            break;
+        join_thread(w);
+    }
+    for (w = registry; w;) {
+        carbon_worker *next = w->next;
+        if (!w->py_owned)
+            free_worker(w, 1); /* C handles are invalid after shutdown */
+        w = next;
+    }
+}
+
+void cb_embed_workers_free_all(void)
+{
+    while (registry)
+        free_worker(registry, 0);
+    running = 0;
+}
+
+/* ---- the C API ------------------------------------------------------------------------------ */
+
+static carbon_worker *find_c_handle(carbon_worker *w)
+{
+    for (carbon_worker *x = registry; x; x = x->next)
+        if (x == w && x->c_owned)
+            return x;
+    return NULL;
+}
+
+/* "pkg.module:attr.attr" -> the callable (new reference) or NULL + exception. */
+static PyObject *resolve_spec(const char *spec)
+{
+    const char *colon = strchr(spec, ':');
+    PyObject *modname, *obj;
+    const char *p;
+
+    modname = PyUnicode_FromStringAndSize(spec, colon - spec);
+    if (!modname)
+        return NULL;
+    obj = PyImport_Import(modname);
+    Py_DECREF(modname);
+    for (p = colon + 1; obj && *p;) {
+        const char *dot = strchr(p, '.');
+        size_t n = dot ? (size_t)(dot - p) : strlen(p);
+        PyObject *name = PyUnicode_FromStringAndSize(p, (Py_ssize_t)n);
+        PyObject *next = name ? PyObject_GetAttr(obj, name) : NULL;
+        Py_XDECREF(name);
+        Py_DECREF(obj);
+        obj = next;
+        p += n + (dot ? 1 : 0);
+    }
+    if (obj && !PyCallable_Check(obj)) {
+        PyErr_Format(PyExc_TypeError, "worker spec %s does not name a callable", spec);
+        Py_CLEAR(obj);
+    }
+    return obj;
+}
+
+static int valid_spec(const char *spec)
+{
+    const char *colon = strchr(spec, ':');
+
+    if (!colon || colon == spec || !colon[1] || strchr(colon + 1, ':'))
+        return 0;
+    for (const char *p = colon + 1; *p; p++)
+        if (*p == '.' && (p == colon + 1 || !p[1] || p[1] == '.'))
+            return 0;
+    return 1;
+}
+
+int carbon_worker_start(const char *spec, carbon_worker **out)
+{
+    PyObject *fn, *args;
+    carbon_worker *w;
+    int rc;
+
+    if (out)
+        *out = NULL;
+    if (!spec || !out)
+        return cb_embed_fail(CARBON_EINVAL, "carbon_worker_start: spec and out must not be NULL");
+    if (!valid_spec(spec))
+        return cb_embed_fail(CARBON_EINVAL, "carbon_worker_start: spec must be \"module:function\", not \"%s\"",
+                             spec);
+    if ((rc = cb_embed_host_enter("carbon_worker_start")) != CARBON_OK)
+        return rc;
+    fn = resolve_spec(spec);
+    if (!fn)
+        return cb_embed_host_leave(cb_embed_fail_python());
+    args = PyTuple_New(0);
+    w = args ? cb_embed_worker_spawn(fn, args, spec, 0) : NULL;
+    Py_XDECREF(args);
+    Py_DECREF(fn);
+    if (!w)
+        return cb_embed_host_leave(cb_embed_fail_python());
+    *out = w;
+    return cb_embed_host_leave(CARBON_OK);
+}
+
+int carbon_worker_stop(carbon_worker *w)
+{
+    int rc;
+
+    if (!w)
+        return cb_embed_fail(CARBON_EINVAL, "carbon_worker_stop: worker is NULL");
+    if ((rc = cb_embed_host_enter("carbon_worker_stop")) != CARBON_OK)
+        return rc;
+    if (!find_c_handle(w))
+        return cb_embed_host_leave(
+            cb_embed_fail(CARBON_EINVAL, "carbon_worker_stop: not a live worker handle"));
+    cb_embed_worker_request_stop(w);
+    return cb_embed_host_leave(CARBON_OK);
+}
+
+int carbon_worker_join(carbon_worker *w)
+{
+    int rc;
+
+    if (!w)
+        return cb_embed_fail(CARBON_EINVAL, "carbon_worker_join: worker is NULL");
+    if ((rc = cb_embed_host_enter("carbon_worker_join")) != CARBON_OK)
+        return rc;
+    if (!find_c_handle(w))
+        return cb_embed_host_leave(
+            cb_embed_fail(CARBON_EINVAL, "carbon_worker_join: not a live worker handle"));
+    join_thread(w);
+    free_worker(w, 1);
+    return cb_embed_host_leave(CARBON_OK);
+}

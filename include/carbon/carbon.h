@@ -1,0 +1,167 @@
+/* Carbon runtime: the embedding API.
+ *
+ * A C host (a game engine) starts the runtime once, loads its Python game
+ * code, and calls carbon_tick() once per frame within a time budget. Game code
+ * runs as tasklets (microthreads on their own C stacks) of the `scheduler`
+ * module; the `carbon` module adds sleep, frame waits and worker threads.
+ *
+ *     carbon_config cfg;
+ *     carbon_config_init(&cfg);
+ *     if (carbon_init(&cfg) != CARBON_OK) { puts(carbon_last_error()); ... }
+ *     carbon_run_file("game.py");
+ *     for (;;) { carbon_tick(2000000, &stats); ...render... }
+ *     carbon_shutdown();
+ *
+ * Rules shared by every function:
+ *   - it returns CARBON_OK (0) or a negative CARBON_E* code, never aborts the
+ *     host, and never lets a Python exception escape; carbon_last_error()
+ *     then says what failed (per thread);
+ *   - except carbon_config_init, carbon_strerror and carbon_last_error, it
+ *     must be called from the thread that called carbon_init (the host
+ *     thread), and not from inside another carbon call on that thread (e.g.
+ *     from the error callback): else CARBON_ETHREAD / CARBON_EBUSY;
+ *   - between calls the host thread does not hold the Python GIL, so worker
+ *     threads run while the host renders.
+ *
+ * See docs/embedding.md for the full reference.
+ */
+#ifndef CARBON_CARBON_H
+#define CARBON_CARBON_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- status codes ----------------------------------------------------------- */
+
+#define CARBON_OK 0
+#define CARBON_EINVAL (-1)   /* bad argument (NULL pointer, malformed spec, ...) */
+#define CARBON_ESTATE (-2)   /* not initialised, already initialised, shutting down */
+#define CARBON_ETHREAD (-3)  /* called from a thread other than the host thread */
+#define CARBON_EBUSY (-4)    /* re-entered from inside another carbon call */
+#define CARBON_EPYTHON (-5)  /* a Python exception; its traceback is in carbon_last_error() */
+#define CARBON_ENOMEM (-6)   /* out of memory */
+#define CARBON_EUV (-7)      /* a libuv call failed */
+#define CARBON_EREINIT (-8)  /* the interpreter cannot be started again in this process */
+
+/* Static text for a status code ("unknown error" for unknown codes). */
+const char *carbon_strerror(int code);
+
+/* Text of the last failure of a carbon call on the calling thread ("" if
+ * none). Valid until the next carbon call on this thread. */
+const char *carbon_last_error(void);
+
+/* ---- configuration ---------------------------------------------------------- */
+
+enum { CARBON_LOG_DEBUG = 0, CARBON_LOG_INFO = 1, CARBON_LOG_WARNING = 2, CARBON_LOG_ERROR = 3 };
+
+/* Runtime messages (not game-code exceptions). Called with the GIL held, on
+ * any carbon thread (the host thread or a worker). */
+typedef void (*carbon_log_fn)(void *userdata, int level, const char *message);
+
+/* An exception escaped game code: `tasklet` names the tasklet's callable (or
+ * the worker's function), `traceback` is the formatted Python traceback.
+ * Called with the GIL held, on the thread where it happened; the strings are
+ * valid only during the call. Carbon calls made from inside return
+ * CARBON_EBUSY (except carbon_last_error/carbon_strerror). */
+typedef void (*carbon_error_fn)(void *userdata, const char *tasklet, const char *traceback);
+
+typedef struct carbon_config {
+    const char *program_name;        /* sys.executable name; NULL: "carbon" */
+    const char *const *module_paths; /* NULL-terminated, put in front of sys.path; may be NULL */
+    const char *package_dir;         /* directory holding the `scheduler` package
+                                        (default: this build's python/ dir); NULL: none */
+    size_t stack_size;               /* tasklet C stack bytes; 0: default (256 KiB) */
+    int guard_pages;                 /* 1 (default): guard page under each stack while the
+                                        map budget allows; 0: never */
+    unsigned stack_pool_size;        /* free stacks cached per thread; 0: default */
+    int nested;                      /* run order: 1 nested (default), 0 flat */
+    int isolated;                    /* 1: ignore PYTHON* environment variables */
+    int64_t worker_budget_ns;        /* how long a worker runs its queue between two
+                                        turns of its loop (default 10 ms) */
+    int64_t frame_period_ns;         /* frame length of threads the host does not tick
+                                        (workers, a main tasklet blocked in its loop):
+                                        carbon.wait_frames() there waits for this clock
+                                        (default 1/60 s) */
+    carbon_log_fn log;               /* NULL: warnings and errors to stderr */
+    carbon_error_fn error;           /* NULL: traceback with the tasklet name to sys.stderr */
+    void *userdata;                  /* passed to log and error */
+} carbon_config;
+
+/* Fills `cfg` with the defaults. */
+int carbon_config_init(carbon_config *cfg);
+
+/* ---- lifetime ------------------------------------------------------------------ */
+
+/* Starts the interpreter with `_scheduler`, `scheduler` and `carbon`
+ * available, on the calling thread, which becomes the host thread. The
+ * configuration is copied. Once per process: after carbon_shutdown a second
+ * carbon_init returns CARBON_EREINIT (CPython cannot reliably re-initialise
+ * extension types). */
+int carbon_init(const carbon_config *cfg);
+
+/* Stops and joins every worker (their tasklets get TaskletExit on their own
+ * thread), raises TaskletExit in every tasklet of the host thread (their
+ * finally blocks run), closes the loops, finalizes the interpreter. Worker
+ * handles are invalid afterwards. */
+int carbon_shutdown(void);
+
+/* ---- running code (in the host thread's main tasklet) -------------------------- */
+
+/* Runs a Python source file as __main__ (like `python path`). */
+int carbon_run_file(const char *path);
+/* Runs Python source in __main__'s namespace. */
+int carbon_run_string(const char *source);
+/* Calls module.function() with no arguments; the result is discarded. */
+int carbon_call(const char *module, const char *function);
+
+/* ---- the frame ------------------------------------------------------------------ */
+
+typedef struct carbon_stats {
+    uint64_t frame;          /* this tick's frame number (carbon.frame()); 1 for the first */
+    uint64_t tasklets_run;   /* tasklets switched to and returned from (nested ones too) */
+    uint64_t switches;       /* changes of the current tasklet */
+    uint64_t runnable;       /* still queued at the end: they run next tick */
+    uint64_t blocked;        /* alive tasklets neither runnable nor waiting for time or
+                                frames (channels, joins, removed) */
+    uint64_t sleeping;       /* in carbon.sleep() */
+    uint64_t waiting_frames; /* in carbon.wait_frames() */
+    uint64_t errors;         /* exceptions reported to the error callback */
+    int64_t elapsed_ns;      /* wall time of the tick */
+} carbon_stats;
+
+/* One frame of the host thread: takes in events without blocking (timers,
+ * wakeups from workers), wakes the tasklets whose sleep has expired and those
+ * waiting for this frame, then runs tasklets until none is runnable or
+ * `budget_ns` is spent; the check is made before each tasklet and at least
+ * one runs, so a tick lasts at most the budget plus one tasklet's run.
+ * Exceptions escaping tasklets go to the error callback and the tick goes on.
+ * `stats` may be NULL (counting blocked tasklets walks them all). */
+int carbon_tick(int64_t budget_ns, carbon_stats *stats);
+
+/* ---- worker threads ------------------------------------------------------------- */
+
+typedef struct carbon_worker carbon_worker;
+
+/* Starts a worker thread running `spec` ("package.module:function", imported
+ * now, on the host thread) in its main tasklet, with its own scheduler and
+ * loop; after the function returns the worker keeps running its tasklets and
+ * ends when none is left alive (or when stopped). */
+int carbon_worker_start(const char *spec, carbon_worker **out);
+/* Asks the worker to end: its blocked main tasklet gets TaskletExit, then its
+ * other tasklets; a worker busy in Python code ends at its next blocking
+ * point. Does not wait. */
+int carbon_worker_stop(carbon_worker *w);
+/* Waits for the worker to end and frees the handle (invalid afterwards). The
+ * host thread's tasklets do not run meanwhile: stop first unless the worker
+ * ends by itself. */
+int carbon_worker_join(carbon_worker *w);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
