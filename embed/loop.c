@@ -56,9 +56,7 @@ static int hook_idle(cb_manager *m, void *arg)
 {
     cb_embed_loop *loop = arg;
 
-    /* A kill or throw aimed at the main tasklet from another thread. */
-    if (m->main->pending_exc && cb_raise_deferred(m->main) < 0)
-        return -1;
+    (void)m;
     if (cb_embed_worker_stopping(loop)) {
         PyErr_SetNone(cb_TaskletExit);
         return -1;
@@ -67,9 +65,7 @@ static int hook_idle(cb_manager *m, void *arg)
         return 0; /* deadlock: the core raises it */
     if (cb_embed_loop_step(loop, CB_EMBED_TURN_WAIT) < 0)
         return -1;
-    if (m->main->pending_exc && cb_raise_deferred(m->main) < 0)
-        return -1;
-    return 1;
+    return 1; /* the core raises a kill or throw that arrived meanwhile */
 }
 
 /* ---- queries ------------------------------------------------------------------------------ */

@@ -133,19 +133,8 @@ long long cb_embed_heap_min(const cb_embed_heap *h)
 
 void cb_embed_wake(cb_tasklet *t, unsigned *flag)
 {
-    cb_manager *owner = t->mgr;
-
     *flag = 1;
-    if (!owner)
-        return;
-    if (t->is_main) {
-        /* A blocked main tasklet waits in its own loop and checks its flag
-         * after every turn: only another thread's loop needs waking. */
-        if (owner != cb_manager_peek() && owner->wakeup)
-            owner->wakeup(owner, owner->hook_arg);
-        return;
-    }
-    cb_make_runnable(t, 0);
+    cb_make_runnable(t, 0); /* wakes its thread if it is another one */
 }
 
 size_t cb_embed_heap_wake(cb_embed_heap *h, long long limit)

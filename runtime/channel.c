@@ -66,32 +66,6 @@ void cb_channel_unlink(cb_tasklet *t)
     update_closed(ch);
 }
 
-/* Wakes the partner of a completed transfer: on its own thread's queue,
- * right behind that thread's current tasklet if it is preferred. */
-static void wake_partner(cb_manager *m, cb_tasklet *t, int runs_next)
-{
-    cb_manager *owner = t->mgr;
-
-    if (!owner)
-        return;
-    if (t->is_main) {
-        /* A blocked main tasklet waits in its own run loop. */
-        if (owner != m && owner->wakeup)
-            owner->wakeup(owner, owner->hook_arg);
-        return;
-    }
-    if (t->node.next)
-        return; /* a pending throw already queued it */
-    if (owner == m) {
-        if (runs_next)
-            cb_queue_insert_next(m, t);
-        else
-            cb_queue_append(m, t);
-        return;
-    }
-    cb_make_runnable(t, runs_next);
-}
-
 /* After a non-blocking transfer that prefers the partner, the caller yields
  * (re-queued at the back); not while switching is trapped. */
 static int yield_to_partner(cb_manager *m)
@@ -212,7 +186,7 @@ int cb_channel_send(cb_channel *ch, PyObject *value, int is_exc)
         Py_XSETREF(r->tempval, value);
         r->tempval_is_exc = is_exc;
         r->xfer_done = 1;
-        wake_partner(m, r, runs_next);
+        cb_make_runnable(r, runs_next); /* its own thread's queue */
         Py_DECREF(r);
         return runs_next ? yield_to_partner(m) : 0;
     }
@@ -254,7 +228,7 @@ PyObject *cb_channel_receive(cb_channel *ch)
         is_exc = s->tempval_is_exc;
         s->tempval = NULL;
         s->xfer_done = 1;
-        wake_partner(m, s, runs_next);
+        cb_make_runnable(s, runs_next);
         Py_DECREF(s);
         if (runs_next && yield_to_partner(m) < 0)
             defer_error(cur);

@@ -181,7 +181,8 @@ cb_tasklet *cb_queue_first(cb_manager *mgr);
 cb_tasklet *cb_queue_next_of(cb_manager *mgr, cb_tasklet *t);
 cb_tasklet *cb_queue_prev_of(cb_manager *mgr, cb_tasklet *t);
 /* Makes a tasklet runnable on its own thread, waking that thread if it is
- * another; `next` puts it right behind that thread's current tasklet. */
+ * another; `next` puts it right behind that thread's current tasklet. For a
+ * main tasklet (always queued) it only wakes its thread. */
 void cb_make_runnable(cb_tasklet *t, int next);
 
 int cb_check_switch_allowed(cb_manager *mgr);

@@ -133,14 +133,25 @@ cb_tasklet *cb_queue_prev_of(cb_manager *m, cb_tasklet *t)
 void cb_make_runnable(cb_tasklet *t, int next)
 {
     cb_manager *m = t->mgr;
+    int remote;
 
-    if (!m || t->is_main || t->node.next || !t->alive)
+    if (!m)
+        return;
+    remote = m != cb_manager_peek();
+    if (t->is_main) {
+        /* A waiting main tasklet runs its own loop and re-checks what it
+         * waits for after every turn: only another thread needs waking. */
+        if (remote && m->wakeup)
+            m->wakeup(m, m->hook_arg);
+        return;
+    }
+    if (t->node.next || !t->alive)
         return;
     if (next)
         cb_queue_insert_next(m, t);
     else
         cb_queue_append(m, t);
-    if (m != cb_manager_peek() && m->wakeup)
+    if (remote && m->wakeup)
         m->wakeup(m, m->hook_arg);
 }
 

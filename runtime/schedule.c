@@ -617,6 +617,9 @@ int cb_run_until(cb_manager *m, int (*done)(void *), void *arg)
     for (;;) {
         int r;
 
+        /* A kill or throw from another thread arrives while we wait. */
+        if (cb_raise_deferred(m->current) < 0)
+            return -1;
         if (run_toplevel(m, -1, -1, done, arg) < 0)
             return -1;
         if (done(arg))

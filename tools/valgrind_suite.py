@@ -18,6 +18,7 @@ import sys
 
 SKIP = re.compile(r"\.python$|limits|bench|idle")
 VALGRIND = ["valgrind", "--error-exitcode=99", "--quiet", "--leak-check=no", "--fair-sched=yes",
+            "--num-callers=50",
             "--suppressions=" + os.path.join(os.path.dirname(__file__), "valgrind.supp")]
 
 

@@ -74,7 +74,8 @@ typedef struct carbon_config {
     const char *const *module_paths; /* NULL-terminated, put in front of sys.path; may be NULL */
     const char *package_dir;         /* directory holding the `scheduler` package
                                         (default: this build's python/ dir); NULL: none */
-    size_t stack_size;               /* tasklet C stack bytes; 0: default (256 KiB) */
+    size_t stack_size;               /* tasklet C stack bytes; 0: default (256 KiB,
+                                        1 MiB on Python 3.11) */
     int guard_pages;                 /* 1 (default): guard page under each stack while the
                                         map budget allows; 0: never */
     unsigned stack_pool_size;        /* free stacks cached per thread; 0: default */
