@@ -22,9 +22,10 @@ void cb_asm_make(void **sp, void *lo, size_t size, cb_entry_fn fn)
 
     __asm__ volatile("stmxcsr %0" : "=m"(fpu[0]));
     __asm__ volatile("fnstcw %0" : "=m"(fpu[1]));
-    /* Popped by cb_asm_swap in this order: fpu word, r15..r12, rbx, rbp, resume
-     * address. The trampoline is entered with rsp = top (16-byte aligned), so
-     * its call gives the entry function the ABI's alignment. */
+    /* Popped by cb_asm_swap in this order: fpu word, r15..r12, rbx, rbp, then
+     * its ret takes the resume address. The trampoline is entered with
+     * rsp = top (16-byte aligned), so its call gives the entry function the
+     * ABI's alignment. */
     *--p = (void *)cb_asm_trampoline;
     *--p = NULL;        /* rbp */
     *--p = NULL;        /* rbx */
