@@ -186,7 +186,7 @@ int cb_channel_send(cb_channel *ch, PyObject *value, int is_exc)
         Py_XSETREF(r->tempval, value);
         r->tempval_is_exc = is_exc;
         r->xfer_done = 1;
-        cb_make_runnable(r, runs_next); /* its own thread's queue */
+        cb_make_runnable_from(m, r, runs_next); /* its own thread's queue */
         Py_DECREF(r);
         return runs_next ? yield_to_partner(m) : 0;
     }
@@ -228,7 +228,7 @@ PyObject *cb_channel_receive(cb_channel *ch)
         is_exc = s->tempval_is_exc;
         s->tempval = NULL;
         s->xfer_done = 1;
-        cb_make_runnable(s, runs_next);
+        cb_make_runnable_from(m, s, runs_next);
         Py_DECREF(s);
         if (runs_next && yield_to_partner(m) < 0)
             defer_error(cur);

@@ -38,18 +38,8 @@ typedef struct cb_node {
 
 struct cb_tasklet {
     PyObject_HEAD
-    PyObject *weakreflist;
-    cb_node node;                  /* run-queue link */
-    cb_tasklet *mgr_prev, *mgr_next; /* every tasklet of the manager */
-    cb_manager *mgr;               /* owner; NULL once the manager is gone */
-    long thread_id;                /* owner's threading.get_ident(); -1 after its end */
-    uint64_t home_tstate_id;       /* main tasklet: its thread state's id */
-
-    /* channel wait */
-    cb_channel *chan;              /* channel whose list holds us, or NULL */
-    cb_tasklet *chan_prev, *chan_next;
-    int chan_dir;                  /* +1 sending, -1 receiving */
-
+    /* What a switch, a run loop and a channel transfer touch comes first, so
+     * that resuming a tasklet reads few cache lines. */
     unsigned initialised : 1;      /* base __init__ ran */
     unsigned is_main : 1;
     unsigned alive : 1;            /* bound with arguments and not finished */
@@ -65,27 +55,33 @@ struct cb_tasklet {
     unsigned leaked : 1;           /* could not be unwound: its stack is kept */
     unsigned args_bound : 1;       /* was ever bound with arguments (dont_raise is fixed) */
     unsigned kill_deferred : 1;    /* queued on its manager for a deferred kill */
-
-    PyObject *callable, *args, *kwargs;
+    int chan_dir;                  /* +1 sending, -1 receiving */
+    cb_node node;                  /* run-queue link */
+    cb_manager *mgr;               /* owner; NULL once the manager is gone */
     cb_tasklet *parent;            /* who ran it last: control returns there */
     PyObject *tempval;             /* value in transit over a channel */
     PyObject *pending_exc;         /* raised in this tasklet when it resumes */
     PyObject *child_exc;           /* raised here: escaped from a child */
-    cb_tasklet *kill_next;         /* deferred-kill list link */
+    cb_channel *chan;              /* channel whose list holds us, or NULL */
+    cb_tasklet *chan_prev, *chan_next;
+    long times_switched_to;
+    cb_stack *stack;
+    cb_ctx ctx;
+    cb_pystate st;
 
-    /* tracing and bookkeeping (Python attributes) */
-    PyObject *method_name, *module_name, *file_name;
+    /* the rest */
+    PyObject *weakreflist;
+    cb_tasklet *mgr_prev, *mgr_next; /* every tasklet of the manager */
+    long thread_id;                /* owner's threading.get_ident(); -1 after its end */
+    uint64_t home_tstate_id;       /* main tasklet: its thread state's id */
+    PyObject *callable, *args, *kwargs;
+    cb_tasklet *kill_next;         /* deferred-kill list link */
+    PyObject *method_name, *module_name, *file_name; /* tracing (Python attributes) */
     int line_number;
     PyObject *context_text, *parent_callsite;
     long long start_time, end_time;
     double run_time;
-    long times_switched_to;
     PyObject *exception_handler, *context_manager_getter;
-
-    /* execution */
-    cb_stack *stack;
-    cb_ctx ctx;
-    cb_pystate st;
     _PyErr_StackItem exc_state;    /* bottom of its handled-exception chain */
 };
 
@@ -184,6 +180,8 @@ cb_tasklet *cb_queue_prev_of(cb_manager *mgr, cb_tasklet *t);
  * another; `next` puts it right behind that thread's current tasklet. For a
  * main tasklet (always queued) it only wakes its thread. */
 void cb_make_runnable(cb_tasklet *t, int next);
+/* The same, called from the thread whose manager is `here` (may be NULL). */
+void cb_make_runnable_from(cb_manager *here, cb_tasklet *t, int next);
 
 int cb_check_switch_allowed(cb_manager *mgr);
 /* Raises a deferred exception of the current tasklet, if any (-1). */

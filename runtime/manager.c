@@ -11,8 +11,10 @@ cb_globals cb_g = {
 };
 
 /* Fast path to the calling thread's manager; validated against the thread
- * state, which a C host may delete and re-create on the same OS thread. */
-static _Thread_local cb_manager *tls_manager;
+ * state, which a C host may delete and re-create on the same OS thread.
+ * Initial-exec: one load from the thread pointer instead of a call to
+ * __tls_get_addr (the module is small enough for the static TLS surplus). */
+static _Thread_local cb_manager *tls_manager __attribute__((tls_model("initial-exec")));
 
 /* Main tasklets whose manager died while they and their thread state were
  * still alive; the thread's next manager adopts its old main tasklet, so
@@ -132,12 +134,17 @@ cb_tasklet *cb_queue_prev_of(cb_manager *m, cb_tasklet *t)
 
 void cb_make_runnable(cb_tasklet *t, int next)
 {
+    cb_make_runnable_from(cb_manager_peek(), t, next);
+}
+
+void cb_make_runnable_from(cb_manager *here, cb_tasklet *t, int next)
+{
     cb_manager *m = t->mgr;
     int remote;
 
     if (!m)
         return;
-    remote = m != cb_manager_peek();
+    remote = m != here;
     if (t->is_main) {
         /* A waiting main tasklet runs its own loop and re-checks what it
          * waits for after every turn: only another thread needs waking. */

@@ -144,6 +144,31 @@ static void finish(cb_manager *m, cb_tasklet *t, PyObject *result);
 static int prepare_start(cb_manager *m, cb_tasklet *t);
 int cb_check_switch_allowed(cb_manager *m);
 
+static void prefetch_resume(const cb_tasklet *t)
+{
+    const char *sp;
+
+    if (!t)
+        return;
+    __builtin_prefetch(t);
+    __builtin_prefetch((const char *)t + 64);
+    __builtin_prefetch((const char *)t + 128);
+    __builtin_prefetch((const char *)t + 192);
+    if (!t->started)
+        return;
+#ifdef CB_SWITCH_UCONTEXT
+    sp = NULL;
+#else
+    sp = t->ctx.sp;
+#endif
+    if (sp)
+        for (int i = 0; i < 1024; i += 64)
+            __builtin_prefetch(sp + i);
+    if (t->st.datastack_top)
+        for (int i = 1; i <= 4; i++)
+            __builtin_prefetch((const char *)t->st.datastack_top - 64 * i);
+}
+
 /* A tasklet gives control back to the main tasklet, which waits in a plain
  * run of its queue: all main would do is take the next queued tasklet and
  * switch to it. Do that on main's behalf, bookkeeping included, and save a
@@ -166,6 +191,9 @@ static cb_tasklet *handoff(cb_manager *m, cb_tasklet *cur, PyObject **old_parent
         PyErr_Clear(); /* main will try again and raise it */
         return NULL;
     }
+    /* The tasklet after n runs next: start fetching what resuming it reads
+     * (its object, the top of its C stack, its newest frames) while n runs. */
+    prefetch_resume(cb_queue_next_of(m, n));
     /* What main's run_child() and loop would have counted. */
     main->times_switched_to++;
     m->switches++;
