@@ -30,6 +30,8 @@
 #define DEFAULT_MAX_FREE 128u
 /* Maps kept for the rest of the process when computing the guard budget. */
 #define MAP_RESERVE 8192u
+/* Stacks must not be backed by transparent huge pages. */
+#define HUGE_PAGE (2u * 1024u * 1024u)
 
 typedef struct slab_class {
     size_t slot_size;          /* C stack + frame chunk */
@@ -134,7 +136,9 @@ static cb_stack *map_guarded(size_t stack_size)
         free(s);
         return NULL;
     }
-    madvise(base, len, MADV_NOHUGEPAGE);
+    /* A huge page only fits a mapping that spans an aligned 2 MiB. */
+    if (len >= HUGE_PAGE)
+        madvise(base, len, MADV_NOHUGEPAGE);
     set_geometry(s, base + PAGE, stack_size);
     s->guarded = 1;
     return s;
