@@ -116,7 +116,7 @@ static int widen_budget(PyThreadState *ts, cb_tasklet *cur)
 {
 #ifdef CB_PY311
     int saved = ts->recursion_remaining;
-    ts->recursion_remaining += cur->st.py_offset;
+    ts->recursion_remaining += cur->run->st.py_offset;
 #else
     int saved = ts->c_recursion_remaining;
     (void)cur;
@@ -149,7 +149,7 @@ static PyObject *call_on_big_stack(cb_manager *m, PyObject *fn, PyObject *const 
     call.nargsf = nargsf;
     call.kwnames = kwnames;
     call.result = NULL;
-    call.caller = cur->ctx; /* stack bounds of where we come back to */
+    call.caller = cur->run->ctx; /* stack bounds of where we come back to */
     big->call = &call;
     big->busy = 1;
     m->switch_trap++;
@@ -251,14 +251,14 @@ static PyObject *sched_setrecursionlimit(PyObject *self, PyObject *const *args,
     int limit;
 
     (void)self;
-    if (!cur || !cur->st.py_offset)
+    if (!cur || !cur->run->st.py_offset)
         return PyObject_Vectorcall(original_setrecursionlimit, args, (size_t)nargs, kwnames);
-    ts->recursion_remaining += cur->st.py_offset;
-    cur->st.py_offset = 0;
+    ts->recursion_remaining += cur->run->st.py_offset;
+    cur->run->st.py_offset = 0;
     r = PyObject_Vectorcall(original_setrecursionlimit, args, (size_t)nargs, kwnames);
     limit = ts->recursion_limit;
-    cur->st.py_offset = cur->st.py_cap < limit ? limit - cur->st.py_cap : 0;
-    ts->recursion_remaining -= cur->st.py_offset;
+    cur->run->st.py_offset = cur->run->st.py_cap < limit ? limit - cur->run->st.py_cap : 0;
+    ts->recursion_remaining -= cur->run->st.py_offset;
     return r;
 }
 #endif

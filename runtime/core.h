@@ -36,6 +36,16 @@ typedef struct cb_node {
 
 /* ---- tasklet ---------------------------------------------------------------- */
 
+/* What only a started tasklet needs: its saved registers and interpreter
+ * state. It lives at the top of the tasklet's stack slot, in the page the
+ * tasklet touches anyway, so it costs no memory of its own (a main tasklet's
+ * is in its manager). */
+typedef struct cb_runstate {
+    cb_ctx ctx;
+    cb_pystate st;
+    _PyErr_StackItem exc_state;    /* bottom of its handled-exception chain */
+} cb_runstate;
+
 struct cb_tasklet {
     PyObject_HEAD
     /* What a switch, a run loop and a channel transfer touch comes first, so
@@ -66,8 +76,7 @@ struct cb_tasklet {
     cb_tasklet *chan_prev, *chan_next;
     long times_switched_to;
     cb_stack *stack;
-    cb_ctx ctx;
-    cb_pystate st;
+    cb_runstate *run;                   /* NULL unless started (main: in its manager) */
 
     /* the rest */
     PyObject *weakreflist;
@@ -82,7 +91,6 @@ struct cb_tasklet {
     long long start_time, end_time;
     double run_time;
     PyObject *exception_handler, *context_manager_getter;
-    _PyErr_StackItem exc_state;    /* bottom of its handled-exception chain */
 };
 
 /* ---- channel ---------------------------------------------------------------- */
@@ -121,7 +129,9 @@ struct cb_manager {
     cb_tasklet *all;               /* every tasklet of the thread */
     cb_stack_pool pool;
     cb_stack *stack_to_release;    /* left by a finished tasklet */
-    PyObject *decref_after_switch[3]; /* likewise: previous current, parents */
+    PyObject *decref_after_switch[5]; /* likewise: previous current, parents,
+                                         a finished tasklet's leftovers */
+    cb_runstate main_run;               /* the main tasklet's saved state */
     int main_plain_loop;           /* main waits in an unlimited run of its queue */
     void *big_stack;               /* bigstack.c: where tasklets parse source */
     cb_tasklet *deferred_kills;    /* last reference dropped on another thread */

@@ -205,8 +205,9 @@ static cb_manager *manager_new(PyThreadState *ts)
     main->node.prev = main->node.next = &main->node;
     main->mgr_prev = NULL;
     main->mgr_next = NULL;
-    cb_ctx_init_thread(&main->ctx);
-    cb_pystate_init_main(&main->st);
+    cb_ctx_init_thread(&m->main_run.ctx);
+    cb_pystate_init_main(&m->main_run.st);
+    main->run = &m->main_run;
     m->all = main;
     m->main = main;
     m->current = (cb_tasklet *)Py_NewRef(main);
@@ -314,7 +315,7 @@ static void manager_dealloc(PyObject *self)
         n++;
     /* Releasing references runs Python code; that happens only once the
      * manager is gone. */
-    drop = PyMem_Malloc((2 * n + 4) * sizeof *drop);
+    drop = PyMem_Malloc((2 * n + 5) * sizeof *drop);
     while (m->all) {
         cb_tasklet *t = m->all;
         m->all = t->mgr_next;
@@ -338,6 +339,9 @@ static void manager_dealloc(PyObject *self)
     cb_big_stack_free(m);
     if (m->current && drop)
         drop[ndrop++] = (PyObject *)m->current;
+    if (m->main_run.st.context && drop)
+        drop[ndrop++] = m->main_run.st.context;
+    main->run = NULL;
     main->mgr = NULL;
     main->thread_id = -1;
     main->node.prev = main->node.next = NULL;

@@ -397,7 +397,7 @@ static PyObject *mod_stack_usage(PyObject *mod, PyObject *unused)
     if (cur->stack)
         used_bytes = (long)(cur->stack->top - &here);
 #ifdef CB_PY311
-    units = ts->recursion_limit - ts->recursion_remaining - cur->st.py_offset;
+    units = ts->recursion_limit - ts->recursion_remaining - cur->run->st.py_offset;
 #else
     units = (cur->stack ? cb_pystate_budget(m->pool.stack_size) : CB_C_RECURSION_LIMIT) -
             ts->c_recursion_remaining;

@@ -46,10 +46,10 @@ void cb_pystate_init_main(cb_pystate *st)
     st->py_cap = INT_MAX;
 }
 
-void cb_pystate_init_new(cb_pystate *st, cb_stack *stack, size_t stack_size,
-                         _PyErr_StackItem *exc_item)
+void cb_pystate_init_new(cb_pystate *st, char *chunk_base, size_t chunk_size,
+                         size_t stack_size, _PyErr_StackItem *exc_item)
 {
-    _PyStackChunk *chunk = (_PyStackChunk *)stack->frames;
+    _PyStackChunk *chunk = (_PyStackChunk *)chunk_base;
     int budget = cb_pystate_budget(stack_size);
 
     memset(st, 0, sizeof *st);
@@ -65,7 +65,7 @@ void cb_pystate_init_new(cb_pystate *st, cb_stack *stack, size_t stack_size,
     /* A root chunk (previous == NULL) is never freed by CPython; slot 0 is
      * skipped exactly as push_chunk() does for the root. */
     chunk->previous = NULL;
-    chunk->size = stack->frames_size;
+    chunk->size = chunk_size;
     chunk->top = 0;
     st->datastack_chunk = chunk;
     st->datastack_top = &chunk->data[1];

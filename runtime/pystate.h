@@ -68,7 +68,7 @@ typedef struct cb_pystate {
 /* A new tasklet: empty frame chain, its own exception item, no context, a
  * frame chunk carved from its stack and a recursion budget scaled to the
  * stack's size. */
-void cb_pystate_init_new(cb_pystate *st, cb_stack *stack, size_t stack_size,
+void cb_pystate_init_new(cb_pystate *st, char *chunk, size_t chunk_size, size_t stack_size,
                          _PyErr_StackItem *exc_item);
 /* The thread's own state (main tasklet): filled by the first save. */
 void cb_pystate_init_main(cb_pystate *st);

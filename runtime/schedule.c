@@ -88,7 +88,7 @@ static void post_switch(cb_manager *m)
         cb_stack_release(&m->pool, m->stack_to_release);
         m->stack_to_release = NULL;
     }
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < 5; i++) {
         PyObject *o = m->decref_after_switch[i];
         m->decref_after_switch[i] = NULL;
         Py_XDECREF(o); /* may run Python code: we are a healthy tasklet again */
@@ -106,10 +106,13 @@ static void overflow_abort(cb_tasklet *t)
 }
 
 /* Makes `to` the running tasklet; returns when `from` is resumed (or never,
- * when `final`). The caller has finished everything that may run Python code. */
-static void switch_core(cb_manager *m, cb_tasklet *from, cb_tasklet *to,
-                        PyObject *decref_later, PyObject *decref_later2, int final)
+ * when `from_run` is that of a finished tasklet, no longer in `from`). The
+ * caller has finished everything that may run Python code. */
+static void switch_core(cb_manager *m, cb_tasklet *from, cb_runstate *from_run, cb_tasklet *to,
+                        PyObject *decref_later, PyObject *decref_later2)
 {
+    int final = from->run == NULL;
+
     if (m->switching)
         Py_FatalError("carbon: tasklet switch re-entered");
     m->switching = 1;
@@ -122,10 +125,14 @@ static void switch_core(cb_manager *m, cb_tasklet *from, cb_tasklet *to,
     m->decref_after_switch[2] = decref_later2;
     if (from->stack && !from->stack->guarded && cb_stack_check(from->stack) < 0)
         overflow_abort(from);
-    cb_pystate_switch(m->tstate, &from->st, &to->st);
-    if (final)
-        cb_ctx_switch_final(&from->ctx, &to->ctx, NULL);
-    cb_ctx_switch(&from->ctx, &to->ctx, NULL);
+    cb_pystate_switch(m->tstate, &from_run->st, &to->run->st);
+    if (final) {
+        /* Whatever the finished tasklet still held goes with its stack. */
+        m->decref_after_switch[3] = from_run->st.context;
+        m->decref_after_switch[4] = from_run->exc_state.exc_value;
+        cb_ctx_switch_final(&from_run->ctx, &to->run->ctx, NULL);
+    }
+    cb_ctx_switch(&from_run->ctx, &to->run->ctx, NULL);
     post_switch(m);
 }
 
@@ -135,7 +142,7 @@ static void do_switch(cb_manager *m, cb_tasklet *to)
 
     if (cb_g.schedule_callback || cb_g.fast_callback)
         cb_call_schedule_callback(m, from, to);
-    switch_core(m, from, to, NULL, NULL, 0);
+    switch_core(m, from, from->run, to, NULL, NULL);
 }
 
 /* ---- starting and finishing a tasklet --------------------------------------------- */
@@ -146,27 +153,28 @@ int cb_check_switch_allowed(cb_manager *m);
 
 static void prefetch_resume(const cb_tasklet *t)
 {
-    const char *sp;
+    const cb_runstate *run;
+    const char *sp = NULL;
 
     if (!t)
         return;
     __builtin_prefetch(t);
     __builtin_prefetch((const char *)t + 64);
     __builtin_prefetch((const char *)t + 128);
-    __builtin_prefetch((const char *)t + 192);
-    if (!t->started)
+    run = t->run;
+    if (!run)
         return;
-#ifdef CB_SWITCH_UCONTEXT
-    sp = NULL;
-#else
-    sp = t->ctx.sp;
+    __builtin_prefetch(run);
+    __builtin_prefetch((const char *)run + 64);
+#ifndef CB_SWITCH_UCONTEXT
+    sp = run->ctx.sp;
 #endif
     if (sp)
         for (int i = 0; i < 1024; i += 64)
             __builtin_prefetch(sp + i);
-    if (t->st.datastack_top)
+    if (run->st.datastack_top)
         for (int i = 1; i <= 4; i++)
-            __builtin_prefetch((const char *)t->st.datastack_top - 64 * i);
+            __builtin_prefetch((const char *)run->st.datastack_top - 64 * i);
 }
 
 /* A tasklet gives control back to the main tasklet, which waits in a plain
@@ -219,7 +227,7 @@ static void tasklet_entry(void *arg)
     cb_ctx_entered();
     t = m->current;
 #ifndef CB_PY313
-    cb_pystate_boot(m->tstate, &t->st, &cframe);
+    cb_pystate_boot(m->tstate, &t->run->st, &cframe);
 #endif
     post_switch(m);
     t->start_time = cb_monotonic_ns();
@@ -260,6 +268,7 @@ static void finish(cb_manager *m, cb_tasklet *t, PyObject *result)
     PyObject *exc = NULL, *next_old_parent = NULL;
     cb_tasklet *target;
     cb_tasklet *parent;
+    cb_runstate *run;
 
     if (result) {
         Py_DECREF(result);
@@ -275,7 +284,7 @@ static void finish(cb_manager *m, cb_tasklet *t, PyObject *result)
     Py_CLEAR(t->tempval);
     Py_CLEAR(t->pending_exc);
     Py_CLEAR(t->child_exc);
-    Py_CLEAR(t->exc_state.exc_value);
+    Py_CLEAR(t->run->exc_state.exc_value);
     Py_CLEAR(m->tstate->context);
     target = return_target(m, t);
     if (cb_g.schedule_callback || cb_g.fast_callback)
@@ -301,26 +310,36 @@ static void finish(cb_manager *m, cb_tasklet *t, PyObject *result)
     m->stack_to_release = t->stack;
     t->stack = NULL;
     t->started = 0;
-    cb_pystate_finish(m->tstate, &t->st);
-    switch_core(m, t, target, (PyObject *)parent, next_old_parent, 1);
+    run = t->run; /* inside the stack: valid until the next tasklet releases it */
+    t->run = NULL;
+    cb_pystate_finish(m->tstate, &run->st);
+    switch_core(m, t, run, target, (PyObject *)parent, next_old_parent);
 }
+
+/* The run state goes at the bottom of the frame region, the root frame
+ * chunk right after it. */
+#define RUN_BYTES ((sizeof(cb_runstate) + 15) & ~(size_t)15)
 
 static int prepare_start(cb_manager *m, cb_tasklet *t)
 {
     cb_stack *stack = cb_stack_acquire(&m->pool);
+    cb_runstate *run;
 
     if (!stack) {
         PyErr_SetString(PyExc_MemoryError, "cannot allocate a tasklet stack");
         return -1;
     }
-    t->stack = stack;
-    cb_pystate_init_new(&t->st, stack, m->pool.stack_size, &t->exc_state);
-    if (cb_ctx_make(&t->ctx, stack->lo, (size_t)(stack->top - stack->lo), tasklet_entry) < 0) {
-        t->stack = NULL;
+    run = (cb_runstate *)stack->top;
+    cb_pystate_init_new(&run->st, stack->top + RUN_BYTES,
+                        (size_t)(cb_stack_frames_end(stack) - stack->top) - RUN_BYTES,
+                        stack->size, &run->exc_state);
+    if (cb_ctx_make(&run->ctx, stack->lo, (size_t)(stack->top - stack->lo), tasklet_entry) < 0) {
         cb_stack_release(&m->pool, stack);
         PyErr_SetString(PyExc_MemoryError, "cannot create a tasklet context");
         return -1;
     }
+    t->stack = stack;
+    t->run = run;
     t->started = 1;
     return 0;
 }
@@ -402,7 +421,7 @@ void cb_suspend(cb_manager *m)
             Py_XDECREF(old_parent);
             return;
         }
-        switch_core(m, cur, next, old_parent, NULL, 0);
+        switch_core(m, cur, cur->run, next, old_parent, NULL);
         return;
     }
     do_switch(m, to);
@@ -886,7 +905,7 @@ PyObject *cb_tasklet_frame(cb_tasklet *t)
     if (t == m->current)
         frame = (PyObject *)PyThreadState_GetFrame(m->tstate);
     else
-        frame = cb_pystate_frame(PyThreadState_Get(), &t->st);
+        frame = t->run ? cb_pystate_frame(PyThreadState_Get(), &t->run->st) : NULL;
     if (!frame)
         Py_RETURN_NONE;
     return frame;

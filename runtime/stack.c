@@ -111,8 +111,6 @@ static void set_geometry(cb_stack *s, char *base, size_t stack_size)
 {
     s->lo = base;
     s->top = base + stack_size - (PAGE - TOP_OFFSET_IN_PAGE);
-    s->frames = s->top;
-    s->frames_size = (size_t)(base + stack_size + CB_FRAME_CHUNK_SIZE - s->top);
     s->size = stack_size;
     s->vg_id = CB_VALGRIND_STACK_REGISTER(s->lo, s->top);
 }
@@ -283,10 +281,9 @@ static int word_touched(const char *p)
  * side is not, the tasklet went deeper and those pages are given back. */
 static void trim_cold(cb_stack *s)
 {
-    size_t stack_size = s->size;
     char *c_edge = s->top - HOT_BYTES;
-    char *f_edge = s->frames + HOT_BYTES;
-    char *f_end = s->lo + stack_size + CB_FRAME_CHUNK_SIZE;
+    char *f_edge = s->top + HOT_BYTES;
+    char *f_end = cb_stack_frames_end(s);
     uintptr_t cut;
 
     if (c_edge - 8 > s->lo && word_touched(c_edge - 8)) {

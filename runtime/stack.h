@@ -28,14 +28,19 @@
 
 typedef struct cb_stack {
     char *lo;              /* lowest usable byte of the C stack */
-    char *top;             /* the C stack grows down from here */
-    char *frames;          /* frame chunk: [frames, frames + frames_size) */
-    size_t frames_size;
+    char *top;             /* the C stack grows down from here, the frame
+                              region up: [top, cb_stack_frames_end()) */
     size_t size;           /* bytes of C stack it was made with */
     struct cb_stack *next; /* free-list link */
     unsigned vg_id;        /* valgrind stack id */
     unsigned char guarded;
 } cb_stack;
+
+/* One past the frame region above the C stack. */
+static inline char *cb_stack_frames_end(const cb_stack *s)
+{
+    return s->lo + s->size + CB_FRAME_CHUNK_SIZE;
+}
 
 typedef struct cb_stack_pool {
     cb_stack *free;      /* cached stacks of size stack_size */

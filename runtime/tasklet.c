@@ -137,9 +137,11 @@ static int tasklet_traverse(PyObject *self, visitproc visit, void *arg)
     Py_VISIT(t->child_exc);
     Py_VISIT(t->exception_handler);
     Py_VISIT(t->context_manager_getter);
-    Py_VISIT(t->st.context);
-    if (!t->is_main)
-        Py_VISIT(t->exc_state.exc_value);
+    if (t->run) {
+        Py_VISIT(t->run->st.context);
+        if (!t->is_main)
+            Py_VISIT(t->run->exc_state.exc_value);
+    }
     return 0;
 }
 
@@ -155,12 +157,9 @@ static int tasklet_clear(PyObject *self)
     Py_CLEAR(t->exception_handler);
     Py_CLEAR(t->context_manager_getter);
     /* A tasklet with live frames still needs what it would resume with. */
-    if (!t->started) {
+    if (!t->run) {
         Py_CLEAR(t->parent);
         Py_CLEAR(t->tempval);
-        Py_CLEAR(t->st.context);
-        if (!t->is_main)
-            Py_CLEAR(t->exc_state.exc_value);
     }
     return 0;
 }
@@ -216,9 +215,6 @@ static void tasklet_dealloc(PyObject *self)
     tasklet_clear(self);
     Py_CLEAR(t->parent);
     Py_CLEAR(t->tempval);
-    Py_CLEAR(t->st.context);
-    if (!t->is_main)
-        Py_CLEAR(t->exc_state.exc_value);
     Py_CLEAR(t->method_name);
     Py_CLEAR(t->module_name);
     Py_CLEAR(t->file_name);
