@@ -765,6 +765,23 @@ int cb_throw(cb_tasklet *t, PyObject *exc, int pending)
     return cb_run_tasklet(m, t);
 }
 
+/* Takes t off its channel and gives it a TaskletExit to raise when it next
+ * runs. The caller holds a reference to t. */
+static int arm_kill(cb_tasklet *t)
+{
+    PyObject *exc;
+
+    if (t->chan) {
+        cb_channel_unlink(t);
+        Py_DECREF(t); /* the channel's */
+    }
+    exc = PyObject_CallNoArgs(cb_TaskletExit);
+    if (!exc)
+        return -1;
+    Py_XSETREF(t->pending_exc, exc);
+    return 0;
+}
+
 static int kill_pending(cb_tasklet *t)
 {
     return t->pending_exc && PyErr_GivenExceptionMatches(t->pending_exc, cb_TaskletExit);
@@ -773,7 +790,6 @@ static int kill_pending(cb_tasklet *t)
 int cb_kill(cb_tasklet *t, int pending)
 {
     cb_manager *m = t->mgr;
-    PyObject *exc;
 
     if ((!t->alive && !t->is_main) || kill_pending(t))
         return 0;
@@ -787,14 +803,8 @@ int cb_kill(cb_tasklet *t, int pending)
     }
     if (!pending && cb_check_switch_allowed(m) < 0)
         return -1;
-    if (t->chan) {
-        cb_channel_unlink(t);
-        Py_DECREF(t); /* the channel's; the caller holds one */
-    }
-    exc = PyObject_CallNoArgs(cb_TaskletExit);
-    if (!exc)
+    if (arm_kill(t) < 0)
         return -1;
-    Py_XSETREF(t->pending_exc, exc);
     if (pending) {
         if (!t->is_main && !t->node.next)
             cb_queue_append(m, t);
@@ -805,45 +815,23 @@ int cb_kill(cb_tasklet *t, int pending)
 
 int cb_kill_remote(cb_tasklet *t)
 {
-    cb_manager *owner = t->mgr;
-    PyObject *exc;
-
-    if (!owner || (!t->alive && !t->is_main) || kill_pending(t))
+    if (!t->mgr || (!t->alive && !t->is_main) || kill_pending(t))
         return 0;
-    if (t->chan) {
-        cb_channel_unlink(t);
-        Py_DECREF(t); /* the channel's; the caller holds one */
-    }
-    exc = PyObject_CallNoArgs(cb_TaskletExit);
-    if (!exc)
+    if (arm_kill(t) < 0)
         return -1;
-    Py_XSETREF(t->pending_exc, exc);
-    if (t->is_main) {
-        if (owner->wakeup)
-            owner->wakeup(owner, owner->hook_arg);
-    } else {
-        cb_make_runnable(t, 0);
-    }
+    cb_make_runnable(t, 0); /* wakes its thread */
     return 0;
 }
 
 /* Kills `t` by running it alone (teardown: nothing else should run). */
 int cb_kill_alone(cb_manager *m, cb_tasklet *t)
 {
-    PyObject *exc;
-
     if (!t->started) {
         die_unstarted(m, t);
         return 0;
     }
-    if (t->chan) {
-        cb_channel_unlink(t);
-        Py_DECREF(t); /* the channel's; the caller holds one */
-    }
-    exc = PyObject_CallNoArgs(cb_TaskletExit);
-    if (!exc)
+    if (arm_kill(t) < 0)
         return -1;
-    Py_XSETREF(t->pending_exc, exc);
     if (!t->node.next)
         cb_queue_append(m, t);
     return run_segment(m, t, 1);
