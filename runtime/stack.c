@@ -272,13 +272,23 @@ cb_stack *cb_stack_acquire(cb_stack_pool *pool)
     return s;
 }
 
-static int word_touched(const char *p)
+/* A fresh page reads as zero. A page the stack went through holds return
+ * addresses and frame data somewhere: eight words spread over it are read
+ * (one word alone can be zero by chance, every time for a deterministic
+ * recursion). */
+static int page_touched(const char *p)
 {
-    return *(const volatile uint64_t *)p != 0;
+    const volatile uint64_t *w =
+        (const volatile uint64_t *)((uintptr_t)p & ~(uintptr_t)(PAGE - 1));
+
+    for (unsigned i = 0; i < PAGE / sizeof *w; i += PAGE / sizeof *w / 8)
+        if (w[i] != 0)
+            return 1;
+    return 0;
 }
 
-/* A fresh page reads as zero; if the first word past the hot region on either
- * side is not, the tasklet went deeper and those pages are given back. */
+/* If the first page past the hot region on either side was touched, the
+ * tasklet went deeper, and everything beyond the hot region is given back. */
 static void trim_cold(cb_stack *s)
 {
     char *c_edge = s->top - HOT_BYTES;
@@ -286,11 +296,11 @@ static void trim_cold(cb_stack *s)
     char *f_end = cb_stack_frames_end(s);
     uintptr_t cut;
 
-    if (c_edge - 8 > s->lo && word_touched(c_edge - 8)) {
+    if (c_edge - 8 > s->lo && page_touched(c_edge - 8)) {
         cut = (uintptr_t)c_edge & ~(uintptr_t)(PAGE - 1);
         madvise(s->lo, cut - (uintptr_t)s->lo, MADV_DONTNEED);
     }
-    if (f_edge + 8 < f_end && word_touched(f_edge)) {
+    if (f_edge + 8 < f_end && page_touched(f_edge)) {
         cut = ((uintptr_t)f_edge + PAGE - 1) & ~(uintptr_t)(PAGE - 1);
         if ((char *)cut < f_end)
             madvise((void *)cut, (size_t)(f_end - (char *)cut), MADV_DONTNEED);

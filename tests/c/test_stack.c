@@ -120,6 +120,31 @@ static void test_release_trims_cold_pages(void **state)
     cb_stack_pool_clear(&pool);
 }
 
+/* A deep page whose first word happens to stay zero is still seen as used
+ * (a deterministic recursion can leave the same zero word every time). */
+static void test_release_trims_despite_zero_words(void **state)
+{
+    cb_stack_pool pool;
+    cb_stack *s;
+    char *deep, *c_probe, *f_probe;
+
+    (void)state;
+    cb_stack_pool_init(&pool, CB_STACK_DEFAULT_SIZE);
+    s = cb_stack_acquire(&pool);
+    assert_non_null(s);
+    deep = s->top - 128 * 1024;
+    memset(deep, 0x5a, (size_t)(s->top - deep));
+    memset(s->top, 0x5a, (size_t)(cb_stack_frames_end(s) - s->top));
+    c_probe = s->top - 16 * 1024 - 8;
+    f_probe = s->top + 16 * 1024;
+    memset(c_probe, 0, 8);
+    memset(f_probe, 0, 8);
+    cb_stack_release(&pool, s);
+    assert_false(resident(deep));
+    assert_false(resident(cb_stack_frames_end(s) - 8));
+    cb_stack_pool_clear(&pool);
+}
+
 /* Beyond the guard budget stacks come from unguarded slabs. */
 static void test_guard_budget_and_slabs(void **state)
 {
@@ -274,6 +299,7 @@ int main(void)
         cmocka_unit_test(test_reuse),
         cmocka_unit_test(test_cache_is_capped),
         cmocka_unit_test(test_release_trims_cold_pages),
+        cmocka_unit_test(test_release_trims_despite_zero_words),
         cmocka_unit_test(test_guard_budget_and_slabs),
         cmocka_unit_test(test_guard_page_hit),
         cmocka_unit_test(test_exhaustion_is_an_error),
