@@ -1,45 +1,49 @@
 /* carbon_tick: one frame of the host thread, and the budgeted run of a
  * thread's queue that ticks and worker loops share.
  *
- * The queue is run one top-level tasklet at a time (cb_run with one switch)
- * rather than with the core's run-with-timeout, for two reasons: the budget
- * is checked before every tasklet, so a tick overruns by at most one
- * tasklet's run (run-with-timeout may start two after the deadline); and we
- * know which tasklet an escaping exception came from, to name it. */
+ * The queue runs with the core's deadline run: the budget is checked before
+ * every tasklet but the first, so a tick overruns by at most one tasklet's
+ * run (the C API's run-with-timeout may start two after its deadline), and
+ * tasklets still hand control straight to each other. An exception escaping a
+ * tasklet stops that run; it is reported with the tasklet's name
+ * (mgr->last_failed) and the run goes on. */
 #include "internal.h"
+
+#include <limits.h>
 
 void cb_embed_run_budget(cb_embed_loop *loop, long long start_ns, long long budget_ns,
                          cb_embed_run_result *res)
 {
     cb_manager *m = loop->mgr;
+    long long deadline = budget_ns > LLONG_MAX - start_ns ? LLONG_MAX : start_ns + budget_ns;
     int first = 1;
 
+    if (deadline <= 0)
+        deadline = 1; /* 0 means "no deadline" to the core */
     for (;;) {
-        cb_tasklet *t = cb_queue_first(m);
-        unsigned long long switches;
-        int rc;
+        unsigned long long switches = m->switches;
+        cb_tasklet *failed;
 
-        if (!t)
+        if (!cb_queue_first(m))
             break;
-        if (!first && cb_monotonic_ns() - start_ns >= budget_ns)
+        if (!first && cb_monotonic_ns() >= deadline)
             break;
         first = 0;
-        Py_INCREF(t); /* its name is read after it may have ended */
-        switches = m->switches;
-        rc = cb_run(m, 1, -1);
-        if (rc < 0) {
-            if (m->switches == switches) {
-                /* Nothing ran: switching is trapped, the interpreter is
-                 * finalizing, or the main tasklet had an exception waiting
-                 * for it. Retrying cannot help this tick. */
-                res->errors += (unsigned long long)cb_embed_report(NULL, "<main tasklet>");
-                res->failed = 1;
-                Py_DECREF(t);
-                break;
-            }
-            res->errors += (unsigned long long)cb_embed_report(t, NULL);
+        Py_CLEAR(m->last_failed);
+        if (cb_run_deadline(m, deadline) == 0)
+            break;
+        if (m->switches == switches) {
+            /* Nothing ran: switching is trapped, the interpreter is
+             * finalizing, or the main tasklet had an exception waiting for
+             * it. Retrying cannot help this tick. */
+            res->errors += (unsigned long long)cb_embed_report(NULL, "<main tasklet>");
+            res->failed = 1;
+            break;
         }
-        Py_DECREF(t);
+        failed = m->last_failed; /* its name is read after it ended */
+        m->last_failed = NULL;
+        res->errors += (unsigned long long)cb_embed_report(failed, failed ? NULL : "<main tasklet>");
+        Py_XDECREF(failed);
     }
 }
 

@@ -133,6 +133,8 @@ struct cb_manager {
                                          a finished tasklet's leftovers */
     cb_runstate main_run;               /* the main tasklet's saved state */
     int main_plain_loop;           /* main waits in an unlimited run of its queue */
+    long long deadline_ns;         /* ...or in one that stops at this time (0: none) */
+    cb_tasklet *last_failed;       /* owned: the last tasklet an exception escaped */
     void *big_stack;               /* bigstack.c: where tasklets parse source */
     cb_tasklet *deferred_kills;    /* last reference dropped on another thread */
     /* statistics */
@@ -208,6 +210,11 @@ int cb_run_tasklet(cb_manager *mgr, cb_tasklet *t);
 int cb_switch_tasklet(cb_manager *mgr, cb_tasklet *t);
 /* scheduler.run() / run_n_tasklets() / the C run-with-timeout. */
 int cb_run(cb_manager *mgr, long long max_switches, long long timeout_ns);
+/* From the main tasklet: runs the queue until it is empty or, checked before
+ * each tasklet but the first, CLOCK_MONOTONIC reaches deadline_ns. An
+ * exception escaping a tasklet stops the run (-1); mgr->last_failed says
+ * which tasklet it came from. */
+int cb_run_deadline(cb_manager *mgr, long long deadline_ns);
 /* Main tasklet waiting: runs the queue until `done(arg)` or it is empty. */
 int cb_run_until(cb_manager *mgr, int (*done)(void *), void *arg);
 

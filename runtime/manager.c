@@ -315,7 +315,7 @@ static void manager_dealloc(PyObject *self)
         n++;
     /* Releasing references runs Python code; that happens only once the
      * manager is gone. */
-    drop = PyMem_Malloc((2 * n + 5) * sizeof *drop);
+    drop = PyMem_Malloc((2 * n + 6) * sizeof *drop);
     while (m->all) {
         cb_tasklet *t = m->all;
         m->all = t->mgr_next;
@@ -341,6 +341,8 @@ static void manager_dealloc(PyObject *self)
         drop[ndrop++] = (PyObject *)m->current;
     if (m->main_run.st.context && drop)
         drop[ndrop++] = m->main_run.st.context;
+    if (m->last_failed && drop)
+        drop[ndrop++] = (PyObject *)m->last_failed;
     main->run = NULL;
     main->mgr = NULL;
     main->thread_id = -1;

@@ -190,7 +190,7 @@ static cb_tasklet *handoff(cb_manager *m, cb_tasklet *cur, PyObject **old_parent
 
     if (!m->main_plain_loop || cb_g.schedule_callback || cb_g.fast_callback ||
         m->deferred_kills || main->pending_exc || main->child_exc || m->switch_trap ||
-        CB_IS_FINALIZING())
+        CB_IS_FINALIZING() || (m->deadline_ns && cb_monotonic_ns() >= m->deadline_ns))
         return NULL;
     n = cb_queue_first(m);
     if (!n || (n != cur && n->in_loop))
@@ -286,6 +286,8 @@ static void finish(cb_manager *m, cb_tasklet *t, PyObject *result)
     Py_CLEAR(t->child_exc);
     Py_CLEAR(t->run->exc_state.exc_value);
     Py_CLEAR(m->tstate->context);
+    if (exc)
+        Py_XSETREF(m->last_failed, (cb_tasklet *)Py_NewRef(t));
     target = return_target(m, t);
     if (cb_g.schedule_callback || cb_g.fast_callback)
         cb_call_schedule_callback(m, t, target);
@@ -446,8 +448,8 @@ static void node_unlink(cb_node *n)
 
 /* The main tasklet runs the queue from its front: until it is empty, `done`
  * says stop, or the limits are reached (semantics section 10). */
-static int run_toplevel(cb_manager *m, long long max_switches, long long timeout_ns,
-                        int (*done)(void *), void *arg)
+static int run_toplevel_until(cb_manager *m, long long max_switches, long long timeout_ns,
+                              int (*done)(void *), void *arg, long long deadline_ns)
 {
     long long start = timeout_ns >= 0 ? cb_monotonic_ns() : 0;
     long long count = 0;
@@ -466,19 +468,36 @@ static int run_toplevel(cb_manager *m, long long max_switches, long long timeout
             return 0;
         if (max_switches >= 0 && count >= max_switches)
             return 0;
+        if (deadline_ns && count > 0 && cb_monotonic_ns() >= deadline_ns)
+            return 0;
         if (cb_check_switch_allowed(m) < 0)
             return -1;
         if (timeout_ns >= 0 && cb_monotonic_ns() - start >= timeout_ns)
             last = ++deadline_seen >= 2;
         count++;
         m->main_plain_loop = max_switches < 0 && timeout_ns < 0 && !done;
+        m->deadline_ns = deadline_ns;
         rc = run_child(m, t);
         m->main_plain_loop = 0;
+        m->deadline_ns = 0;
         if (rc < 0)
             return -1;
         if (last)
             return 0;
     }
+}
+
+static int run_toplevel(cb_manager *m, long long max_switches, long long timeout_ns,
+                        int (*done)(void *), void *arg)
+{
+    return run_toplevel_until(m, max_switches, timeout_ns, done, arg, 0);
+}
+
+int cb_run_deadline(cb_manager *m, long long deadline_ns)
+{
+    if (cb_raise_deferred(m->current) < 0)
+        return -1;
+    return run_toplevel_until(m, -1, -1, NULL, NULL, deadline_ns);
 }
 
 /* The current tasklet runs, as their parent, the queued tasklets from
