@@ -95,13 +95,14 @@ static void post_switch(cb_manager *m)
     }
 }
 
+/* An unguarded stack's lowest bytes were written: the tasklet ran past its
+ * stack into its neighbour's memory. Reported, never run on. */
 static void overflow_abort(cb_tasklet *t)
 {
     fprintf(stderr,
             "carbon: C stack overflow in tasklet %s (unguarded stack of %zu "
             "bytes; raise the stack size)\n",
-            t->method_name ? PyUnicode_AsUTF8(t->method_name) : "?",
-            cb_g.stack_size);
+            t->method_name ? PyUnicode_AsUTF8(t->method_name) : "?", t->stack->size);
     abort();
 }
 
