@@ -323,5 +323,41 @@ class ShutdownTests(CoreTestCase):
         self.assertEqual(proc.stdout, "finally\n")
 
 
+class ForkTests(CoreTestCase):
+
+    def test_fork_inside_a_tasklet(self):
+        # The child goes on, on the forking tasklet's stack: it keeps
+        # scheduling, finishes the tasklet, and exits through its main tasklet
+        # (killing what is still blocked there); the parent is unaffected.
+        proc = self.run_child("""
+            import os, scheduler as s
+            c = s.channel()
+            def waiter(where):
+                try:
+                    c.receive()
+                except s.TaskletExit:
+                    print(where(), "waiter killed at exit", flush=True)
+                    raise
+            def forker():
+                pid = os.fork()
+                if pid == 0:
+                    d = s.channel()
+                    s.tasklet(lambda: d.send("hello"))()
+                    print("child got", d.receive(), flush=True)
+                    return
+                _, status = os.waitpid(pid, 0)
+                print("parent saw child exit", os.waitstatus_to_exitcode(status), flush=True)
+            parent = os.getpid()
+            here = lambda: "child" if os.getpid() != parent else "parent"
+            s.tasklet(waiter)(here)
+            s.tasklet(forker)()
+            s.run()
+            print(here(), "done", flush=True)
+        """)
+        self.assertEqual(proc.stdout.splitlines(), [
+            "child got hello", "child done", "child waiter killed at exit",
+            "parent saw child exit 0", "parent done", "parent waiter killed at exit"])
+
+
 if __name__ == "__main__":
     unittest.main()
