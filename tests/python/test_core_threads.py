@@ -22,6 +22,46 @@ def start(target, *args):
 
 class ConcurrentThreadTests(CoreTestCase):
 
+    def test_cross_thread_transfers_exactly_once(self):
+        # Producers and consumers on four threads share one channel; every
+        # thread runs its own queue whenever it gets the GIL back. Each message
+        # is received exactly once, whatever the interleaving.
+        threads, per_thread, per_tasklet = 4, 6, 300
+        ch = s.channel()
+        received = []
+        errors = []
+
+        def thread_main(ti):
+            def producer(pi):
+                for k in range(per_tasklet):
+                    ch.send((ti, pi, k))
+
+            def consumer():
+                for _ in range(per_tasklet):
+                    received.append(ch.receive())
+
+            try:
+                ts = [s.tasklet(producer)(pi) for pi in range(per_thread)]
+                ts += [s.tasklet(consumer)() for _ in range(per_thread)]
+                deadline = time.monotonic() + 60
+                while any(t.alive for t in ts) and time.monotonic() < deadline:
+                    s.run()
+                    time.sleep(0.0001)  # let the other threads take the GIL
+                if any(t.alive for t in ts):
+                    errors.append("thread %d timed out" % ti)
+            except BaseException as e:  # reported below, not lost in the thread
+                errors.append(repr(e))
+
+        workers = [start(thread_main, i) for i in range(threads)]
+        for th in workers:
+            th.join()
+        self.assertEqual(errors, [])
+        expected = {(ti, pi, k) for ti in range(threads) for pi in range(per_thread)
+                    for k in range(per_tasklet)}
+        self.assertEqual(len(received), len(expected))
+        self.assertEqual(set(received), expected)
+        self.assertEqual(ch.balance, 0)
+
     def test_tasklets_in_several_threads_at_once(self):
         # Four threads, each with ping-ponging tasklets that release the GIL
         # while they are current, so the threads interleave mid-tasklet.
