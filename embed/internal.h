@@ -86,6 +86,7 @@ void cb_embed_wake(cb_tasklet *t, unsigned *flag);
 struct cb_embed_loop {
     uv_loop_t uv;
     uv_async_t async;           /* cross-thread wakeup; unreferenced */
+    int async_sent;             /* a wakeup is pending (set and read under the GIL) */
     cb_manager *mgr;            /* strong reference; its idle/wakeup hooks point here */
     PyThreadState *tstate;      /* the thread's, for releasing the GIL */
     uv_thread_t thread;

@@ -48,6 +48,7 @@ static void hook_wakeup(cb_manager *m, void *arg)
     cb_embed_loop *loop = arg;
 
     (void)m;
+    loop->async_sent = 1;
     uv_async_send(&loop->async);
 }
 
@@ -120,6 +121,7 @@ static long long wait_budget(cb_embed_loop *loop)
  * just for the run so the loop always turns. */
 static void run_nowait(cb_embed_loop *loop)
 {
+    loop->async_sent = 0;
     uv_ref((uv_handle_t *)&loop->async);
     uv_run(&loop->uv, UV_RUN_NOWAIT);
     uv_unref((uv_handle_t *)&loop->async);
@@ -147,8 +149,12 @@ int cb_embed_loop_step(cb_embed_loop *loop, int mode)
 {
     long long ns, now;
 
-    /* Also registers descriptors started since the last turn with epoll. */
-    run_nowait(loop);
+    /* Also registers descriptors started since the last turn with epoll. A
+     * tick with no handle of its own and no wakeup pending skips it (a poll
+     * is a system call): tasklets woken by other threads are already in the
+     * queue, the wakeup only ends a wait. */
+    if (mode != CB_EMBED_TURN_TICK || loop->async_sent || uv_loop_alive(&loop->uv))
+        run_nowait(loop);
     if (mode == CB_EMBED_TURN_WAIT && (ns = wait_budget(loop)) != 0) {
         struct pollfd pfd = {.fd = uv_backend_fd(&loop->uv), .events = POLLIN};
         struct timespec ts, *tsp = NULL;
