@@ -134,7 +134,8 @@ struct cb_manager {
     cb_runstate main_run;               /* the main tasklet's saved state */
     int main_plain_loop;           /* main waits in an unlimited run of its queue */
     long long deadline_ns;         /* ...or in one that stops at this time (0: none) */
-    cb_tasklet *last_failed;       /* owned: the last tasklet an exception escaped */
+    cb_tasklet *last_failed;       /* owned: in a deadline run, the last tasklet an
+                                      exception escaped from */
     void *big_stack;               /* bigstack.c: where tasklets parse source */
     cb_tasklet *deferred_kills;    /* last reference dropped on another thread */
     /* statistics */

@@ -287,7 +287,7 @@ static void finish(cb_manager *m, cb_tasklet *t, PyObject *result)
     Py_CLEAR(t->child_exc);
     Py_CLEAR(t->run->exc_state.exc_value);
     Py_CLEAR(m->tstate->context);
-    if (exc)
+    if (exc && m->deadline_ns) /* only deadline runs report who failed */
         Py_XSETREF(m->last_failed, (cb_tasklet *)Py_NewRef(t));
     target = return_target(m, t);
     if (cb_g.schedule_callback || cb_g.fast_callback)
