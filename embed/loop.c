@@ -25,14 +25,6 @@
 
 #define LOOP_KEY "carbon.loop"
 
-#if PY_VERSION_HEX >= 0x030D0000
-#define IS_FINALIZING() Py_IsFinalizing()
-#define CURRENT_TSTATE() PyThreadState_GetUnchecked()
-#else
-#define IS_FINALIZING() _Py_IsFinalizing()
-#define CURRENT_TSTATE() _PyThreadState_UncheckedGet()
-#endif
-
 static _Thread_local cb_embed_loop *tls_loop;
 
 /* ---- hooks called by the scheduler core ----------------------------------------------- */
@@ -199,7 +191,7 @@ static void kill_remaining(cb_manager *m)
 {
     PyObject *saved;
 
-    if (!m || m->current != m->main || IS_FINALIZING() || m->tstate != CURRENT_TSTATE())
+    if (!m || !cb_can_unwind_here(m))
         return;
     saved = cb_err_fetch();
     if (cb_kill_all(m) < 0)

@@ -132,19 +132,12 @@ static PyObject *capi_channel_receive(PyChannelObject *c)
     return r;
 }
 
-static int exception_like(PyObject *o)
-{
-    return o && ((PyType_Check(o) &&
-                  PyType_IsSubtype((PyTypeObject *)o, (PyTypeObject *)PyExc_BaseException)) ||
-                 PyObject_TypeCheck(o, (PyTypeObject *)PyExc_Exception));
-}
-
 static int capi_channel_send_exception(PyChannelObject *c, PyObject *klass, PyObject *value)
 {
     PyGILState_STATE g = PyGILState_Ensure();
     int rc = -1;
 
-    if (!exception_like(klass))
+    if (!cb_is_throwable(klass))
         PyErr_SetString(PyExc_RuntimeError, "Exception type or instance required");
     else
         rc = cb_channel_send_exception(C(c), klass, value ? value : Py_None);
@@ -187,7 +180,7 @@ static int capi_channel_send_throw(PyChannelObject *c, PyObject *exc, PyObject *
     PyGILState_STATE g = PyGILState_Ensure();
     int rc = -1;
 
-    if (!exception_like(exc) && !(exc && PyExceptionInstance_Check(exc)))
+    if (!cb_is_throwable(exc) && !(exc && PyExceptionInstance_Check(exc)))
         PyErr_SetString(PyExc_RuntimeError, "Exception type or instance required");
     else
         rc = cb_channel_send_throw(C(c), exc, val ? val : Py_None, tb ? tb : Py_None);

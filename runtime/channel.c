@@ -371,9 +371,14 @@ static PyObject *channel_receive(PyObject *self, PyObject *unused)
     return cb_channel_receive((cb_channel *)self);
 }
 
-static int is_exception_class(PyObject *o)
+int cb_is_exception_class(PyObject *o)
 {
     return PyType_Check(o) && PyType_IsSubtype((PyTypeObject *)o, (PyTypeObject *)PyExc_BaseException);
+}
+
+int cb_is_throwable(PyObject *o)
+{
+    return o && (cb_is_exception_class(o) || PyObject_TypeCheck(o, (PyTypeObject *)PyExc_Exception));
 }
 
 /* A class whose constructor returns something else is refused here, before
@@ -412,7 +417,7 @@ int cb_channel_send_exception(cb_channel *ch, PyObject *klass, PyObject *args)
     PyObject *exc;
     int rc;
 
-    if (!klass || (!is_exception_class(klass) && !PyExceptionInstance_Check(klass))) {
+    if (!klass || (!cb_is_exception_class(klass) && !PyExceptionInstance_Check(klass))) {
         PyErr_SetString(PyExc_RuntimeError, "Exception type or instance required");
         return -1;
     }
@@ -481,7 +486,7 @@ static PyObject *channel_send_throw(PyObject *self, PyObject *args, PyObject *kw
                         "Channel.send_throw() missing required argument 'exc' (pos 1)");
         return NULL;
     }
-    if (!is_exception_class(exc) && !PyExceptionInstance_Check(exc)) {
+    if (!cb_is_exception_class(exc) && !PyExceptionInstance_Check(exc)) {
         PyErr_SetString(PyExc_TypeError,
                         "Channel.send_throw() argument 'exc' (pos 1) must be an Exception "
                         "type or instance");

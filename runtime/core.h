@@ -182,6 +182,9 @@ cb_manager *cb_manager_get(void);
 /* The calling thread's manager if it exists (no exception). */
 cb_manager *cb_manager_peek(void);
 cb_tasklet *cb_current(void);
+/* 1 if m's tasklets can be unwound now: on its own thread, from its main
+ * tasklet, while the interpreter can still run their finally blocks. */
+int cb_can_unwind_here(cb_manager *mgr);
 
 void cb_queue_append(cb_manager *mgr, cb_tasklet *t);       /* takes a reference */
 void cb_queue_insert_next(cb_manager *mgr, cb_tasklet *t);  /* right behind current */
@@ -247,7 +250,6 @@ int cb_tasklet_owned(cb_tasklet *t, const char *verb);
 cb_tasklet *cb_tasklet_new_main(cb_manager *mgr);
 void cb_forget_orphan_main(cb_tasklet *t);
 int cb_tasklet_needs_unwind(cb_tasklet *t);
-void cb_tasklet_detach(cb_tasklet *t);
 PyObject *cb_tasklet_repr_state(cb_tasklet *t);
 
 /* ---- channel.c ---------------------------------------------------------------- */
@@ -274,5 +276,10 @@ long long cb_monotonic_ns(void);
 PyObject *cb_err_fetch(void);
 void cb_err_restore(PyObject *exc);
 PyObject *cb_make_exception(PyObject *type, PyObject *args);
+/* A class deriving from BaseException. */
+int cb_is_exception_class(PyObject *o);
+/* What throw() and the C API accept: an exception class or an instance of
+ * Exception (NULL: no). */
+int cb_is_throwable(PyObject *o);
 
 #endif

@@ -22,15 +22,6 @@ static _Thread_local cb_manager *tls_manager __attribute__((tls_model("initial-e
  * GIL-protected. */
 static cb_tasklet *orphan_mains;
 
-static PyThreadState *tstate_unchecked(void)
-{
-#if PY_VERSION_HEX >= 0x030D0000
-    return PyThreadState_GetUnchecked();
-#else
-    return _PyThreadState_UncheckedGet();
-#endif
-}
-
 cb_manager *cb_manager_peek(void)
 {
     cb_manager *m = tls_manager;
@@ -38,7 +29,7 @@ cb_manager *cb_manager_peek(void)
 
     if (!m)
         return NULL;
-    ts = tstate_unchecked();
+    ts = cb_tstate_unchecked();
     if (ts && m->tstate == ts && m->tstate_id == ts->id)
         return m;
     return NULL;
@@ -250,14 +241,9 @@ cb_manager *cb_manager_get(void)
 
 /* ---- a thread's end ------------------------------------------------------------- */
 
-static int can_unwind_here(cb_manager *m)
+int cb_can_unwind_here(cb_manager *m)
 {
-#if PY_VERSION_HEX >= 0x030D0000
-    int finalizing = Py_IsFinalizing();
-#else
-    int finalizing = _Py_IsFinalizing();
-#endif
-    return !finalizing && tstate_unchecked() == m->tstate &&
+    return !cb_is_finalizing() && cb_tstate_unchecked() == m->tstate &&
            m->current == m->main && (long)PyThread_get_thread_ident() == m->thread_id;
 }
 
@@ -268,7 +254,7 @@ static void manager_finalize(PyObject *self)
     cb_manager *m = (cb_manager *)self;
     PyObject *exc;
 
-    if (!can_unwind_here(m))
+    if (!cb_can_unwind_here(m))
         return;
     exc = cb_err_fetch();
     m->dying = 1;
@@ -347,7 +333,7 @@ static void manager_dealloc(PyObject *self)
     main->mgr = NULL;
     main->thread_id = -1;
     main->node.prev = main->node.next = NULL;
-    if (Py_REFCNT(main) > 1 + (m->current == main) && tstate_unchecked() == m->tstate &&
+    if (Py_REFCNT(main) > 1 + (m->current == main) && cb_tstate_unchecked() == m->tstate &&
         m->tstate->dict != NULL) {
         /* Still referenced, and the thread state lives on (it is not being
          * cleared): the thread's next manager adopts it. */

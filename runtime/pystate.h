@@ -41,6 +41,26 @@
 #define CB_PY311 1
 #endif
 
+/* The calling thread's state, NULL if it has none; whether the interpreter is
+ * being finalized. */
+static inline PyThreadState *cb_tstate_unchecked(void)
+{
+#ifdef CB_PY313
+    return PyThreadState_GetUnchecked();
+#else
+    return _PyThreadState_UncheckedGet();
+#endif
+}
+
+static inline int cb_is_finalizing(void)
+{
+#ifdef CB_PY313
+    return Py_IsFinalizing();
+#else
+    return _Py_IsFinalizing();
+#endif
+}
+
 typedef struct cb_pystate {
 #ifdef CB_PY313
     struct _PyInterpreterFrame *current_frame;

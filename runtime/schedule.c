@@ -15,12 +15,6 @@
 
 #include <time.h>
 
-#if PY_VERSION_HEX >= 0x030D0000
-#define CB_IS_FINALIZING() Py_IsFinalizing()
-#else
-#define CB_IS_FINALIZING() _Py_IsFinalizing()
-#endif
-
 long long cb_monotonic_ns(void)
 {
     struct timespec ts;
@@ -191,7 +185,7 @@ static cb_tasklet *handoff(cb_manager *m, cb_tasklet *cur, PyObject **old_parent
 
     if (!m->main_plain_loop || cb_g.schedule_callback || cb_g.fast_callback ||
         m->deferred_kills || main->pending_exc || main->child_exc || m->switch_trap ||
-        CB_IS_FINALIZING() || (m->deadline_ns && cb_monotonic_ns() >= m->deadline_ns))
+        cb_is_finalizing() || (m->deadline_ns && cb_monotonic_ns() >= m->deadline_ns))
         return NULL;
     n = cb_queue_first(m);
     if (!n || (n != cur && n->in_loop))
@@ -385,7 +379,7 @@ int cb_check_switch_allowed(cb_manager *m)
                         "Cannot schedule when scheduler switch_trap level is non-zero");
         return -1;
     }
-    if (CB_IS_FINALIZING()) {
+    if (cb_is_finalizing()) {
         PyErr_SetString(PyExc_RuntimeError,
                         "cannot switch tasklets while the interpreter is finalizing");
         return -1;

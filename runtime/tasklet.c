@@ -484,12 +484,6 @@ static PyObject *tasklet_switch(PyObject *self, PyObject *unused)
     Py_RETURN_NONE;
 }
 
-static int is_exception_class(PyObject *o)
-{
-    return PyType_Check(o) &&
-           PyType_IsSubtype((PyTypeObject *)o, (PyTypeObject *)PyExc_BaseException);
-}
-
 /* throw()'s rules for a dead target and the thread check, then the throw. */
 static PyObject *throw_checked(cb_tasklet *t, PyObject *exc, PyObject *val, int pending)
 {
@@ -531,7 +525,7 @@ static PyObject *tasklet_throw(PyObject *self, PyObject *args, PyObject *kwds)
         PyErr_SetString(PyExc_TypeError, "missing required argument 'exc' (pos 1)");
         return NULL;
     }
-    if (!is_exception_class(exc) && !PyObject_TypeCheck(exc, (PyTypeObject *)PyExc_Exception)) {
+    if (!cb_is_throwable(exc)) {
         PyErr_SetString(PyExc_TypeError, "exceptions must be classes, or instances");
         return NULL;
     }
@@ -554,7 +548,7 @@ static PyObject *tasklet_raise_exception(PyObject *self, PyObject *args)
         return NULL;
     }
     exc = PyTuple_GET_ITEM(args, 0);
-    if (!is_exception_class(exc) && !PyObject_TypeCheck(exc, (PyTypeObject *)PyExc_Exception)) {
+    if (!cb_is_throwable(exc)) {
         PyErr_SetString(PyExc_TypeError, "exceptions must be classes, or instances");
         return NULL;
     }
