@@ -161,7 +161,7 @@ int cb_embed_worker_stopping(cb_embed_loop *loop);
 
 /* ---- module.c ------------------------------------------------------------------------ */
 
-PyMODINIT_FUNC PyInit_carbon(void);
+PyMODINIT_FUNC PyInit__carbon(void);
 PyMODINIT_FUNC PyInit__scheduler(void); /* runtime/module.c */
 
 #endif

@@ -1,4 +1,5 @@
-/* The `carbon` Python module: time, frames and workers for tasklets.
+/* _carbon: the built-in half of the `carbon` package (embed/python/carbon):
+ * time, frames and workers for tasklets.
  *
  * Each blocking function blocks only the calling tasklet; called from a
  * thread's main tasklet it runs the thread's other tasklets and its loop
@@ -263,7 +264,7 @@ static void module_free(void *mod)
 
 static struct PyModuleDef carbon_module = {
     PyModuleDef_HEAD_INIT,
-    .m_name = "carbon",
+    .m_name = "_carbon",
     .m_doc = "Carbon runtime: sleep, frame waits and worker threads for tasklets.",
     .m_size = -1,
     .m_methods = module_methods,
@@ -285,7 +286,7 @@ static int register_atexit(PyObject *mod)
     return r ? 0 : -1;
 }
 
-PyMODINIT_FUNC PyInit_carbon(void)
+PyMODINIT_FUNC PyInit__carbon(void)
 {
     PyObject *sched, *mod;
 

@@ -2,8 +2,8 @@
  *
  *   carbon script.py [args]    carbon -m module [args]    carbon -c code
  *
- * Everything python3 accepts works, with `_scheduler` and `carbon` as
- * built-in modules and the `scheduler` package importable. The main tasklet
+ * Everything python3 accepts works, with `_scheduler` and `_carbon` as
+ * built-in modules and the `scheduler` and `carbon` packages importable. The main tasklet
  * gets a libuv loop on its first carbon call, so carbon.sleep() and friends
  * work at a script's top level. */
 #define _GNU_SOURCE
@@ -18,7 +18,7 @@
 
 PyMODINIT_FUNC PyInit__scheduler(void);
 #ifdef CARBON_HAVE_EMBED
-PyMODINIT_FUNC PyInit_carbon(void); /* embed/module.c */
+PyMODINIT_FUNC PyInit__carbon(void); /* embed/module.c */
 #endif
 
 static int is_dir(const char *path)
@@ -54,7 +54,7 @@ int main(int argc, char **argv)
     if (PyImport_AppendInittab("_scheduler", PyInit__scheduler) < 0)
         return 1;
 #ifdef CARBON_HAVE_EMBED
-    if (PyImport_AppendInittab("carbon", PyInit_carbon) < 0)
+    if (PyImport_AppendInittab("_carbon", PyInit__carbon) < 0)
         return 1;
 #endif
     add_package_path();
