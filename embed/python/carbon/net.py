@@ -112,6 +112,8 @@ class Server:
 def _handle(handler, stream):
     try:
         handler(stream)
+    except (ConnectionResetError, BrokenPipeError):
+        pass  # the peer went away: routine for a server, not reported
     except Exception:  # reported; the server and the other connections go on
         _report(handler, stream)
     finally:
