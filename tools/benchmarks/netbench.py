@@ -109,14 +109,16 @@ def run(build, conns=1000, seconds=5.0, warmup=1.0, reps=1, sizes=(64, 4096), se
                 log("tools/bench: net server %s unavailable: %s" % (impl, port))
                 continue
             try:
+                # Memory first, in the fresh process: after the load runs,
+                # freed memory the allocator keeps would hide the cost.
+                m = idle_memory(build, p, port, conns)
+                if m is not None:
+                    memory.setdefault(impl, []).append(m)
                 for size in sizes:
                     res = loadgen(build, port, conns, size, seconds, warmup)
                     log("tools/bench: net %s %d B x%d (rep %d): %s" % (impl, size, conns, rep + 1, res))
                     if "error" not in res:
                         samples.setdefault((impl, size), []).append(res)
-                m = idle_memory(build, p, port, conns)
-                if m is not None:
-                    memory.setdefault(impl, []).append(m)
             finally:
                 stop_server(p)
     return {"samples": samples, "memory": memory, "missing": missing, "conns": conns,
