@@ -1,5 +1,5 @@
 /* Switching between tasklets and the run loops built on it: the rules of
- * scheduler-semantics.md sections 1-4, 7 and 10 live here.
+ * docs/run-order.md (the queue, yielding, run, switch, exceptions, limited runs) live here.
  *
  * Model. The running tasklet is manager->current. A tasklet gives control
  * away in one of two ways:

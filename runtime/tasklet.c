@@ -1,5 +1,5 @@
 /* The tasklet type: construction, binding, the Python methods and attributes
- * (scheduler-api.md section 2), and its lifetime: a suspended tasklet that
+ * (docs/scheduler.md, "tasklet"), and its lifetime: a suspended tasklet that
  * loses its last reference is killed, so its finally blocks run. */
 #include "core.h"
 
