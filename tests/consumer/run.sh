@@ -13,7 +13,8 @@ way=$1 src=$(realpath "$2") build=$(realpath "$3") work=$4
 mkdir -p "$work"; work=$(realpath "$work")
 prefix=$work/prefix
 game=$src/samples/game_loop
-python=$(sed -n 's/^Python3_EXECUTABLE:[A-Z]*=//p' "$build/CMakeCache.txt")
+python=$(sed -n 's/^_Python3_EXECUTABLE:[A-Z]*=//p' "$build/CMakeCache.txt")
+[ -x "$python" ] || { echo "FAIL: no Python3 executable in $build/CMakeCache.txt"; exit 1; }
 
 run_game() {   # run_game EXE [args]: a short run must complete and report its frames
     local out
@@ -23,6 +24,9 @@ run_game() {   # run_game EXE [args]: a short run must complete and report its f
 }
 
 libdir_of() { find "$prefix" -name 'libcarbon.so.0' -printf '%h\n' | head -n 1; }
+# A game linking libpython itself needs its directory at run time when it is
+# not a system one (pyenv): the same run path CMake gives its targets.
+pylibdir() { pkg-config --variable=libdir "$(pkg-config --print-requires carbon | awk '/^python-/{print $1}')"; }
 
 case "$way" in
 install)
@@ -62,7 +66,7 @@ pkgconfig-gcc)
     export PKG_CONFIG_PATH="$(libdir_of)/pkgconfig:$(dirname "$python")/../lib/pkgconfig:${PKG_CONFIG_PATH:-}"
     # shellcheck disable=SC2046
     gcc -std=c11 -Wall -Wextra -Werror -DGAME_LOOP_DIR="\"$game\"" "$game/game_loop.c" \
-        -o "$dir/game_loop" $(pkg-config --cflags --libs carbon) -Wl,-rpath,"$(libdir_of)"
+        -o "$dir/game_loop" $(pkg-config --cflags --libs carbon) -Wl,-rpath,"$(libdir_of)" -Wl,-rpath,"$(pylibdir)"
     readelf -d "$dir/game_loop" | grep -q 'NEEDED.*libcarbon.so.0' || { echo "FAIL: not linked to libcarbon.so.0"; exit 1; }
     run_game "$dir/game_loop"
     ;;
@@ -73,7 +77,7 @@ pkgconfig-clang)
     # shellcheck disable=SC2046
     clang -std=c11 -Wall -Wextra -Werror -DGAME_LOOP_DIR="\"$game\"" "$game/game_loop.c" \
         -o "$dir/game_loop" $(pkg-config --cflags carbon) "$libdir/libcarbon.a" \
-        $(pkg-config --static --libs carbon | sed 's/ -lcarbon / /') -Wl,-rpath,"$(dirname "$python")/../lib"
+        $(pkg-config --static --libs carbon | sed 's/ -lcarbon / /') -Wl,-rpath,"$(pylibdir)"
     ! readelf -d "$dir/game_loop" | grep -q 'NEEDED.*libcarbon' || { echo "FAIL: linked to libcarbon.so"; exit 1; }
     # Statically linked outside the prefix: the game says where the packages are.
     run_game "$dir/game_loop" --package-dir "$(pkg-config --variable=pythondir carbon)"
