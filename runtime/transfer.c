@@ -7,6 +7,10 @@ void cb_release_later(cb_manager *m, PyObject *o)
 {
     if (!o)
         return;
+    if (Py_REFCNT(o) > 1) {
+        Py_DECREF(o); /* not the last reference: runs no code (the usual case) */
+        return;
+    }
     if (m->nlater == m->later_cap) {
         size_t cap = m->later_cap ? 2 * m->later_cap : 16;
         PyObject **p = PyMem_Realloc(m->later, cap * sizeof *p); /* runs no Python code */
