@@ -967,8 +967,9 @@ PyObject *cb_tasklet_repr_state(cb_tasklet *t)
 }
 
 /* bind_thread(thread_id=None): a tasklet that holds no C state (never
- * started, unbound or ended) and is not queued moves to the thread
- * `thread_id` (default: the calling one), which must use the scheduler. */
+ * started, unbound or ended) moves to the thread `thread_id` (default: the
+ * calling one), which must use the scheduler; a queued one moves to that
+ * thread's queue. */
 static PyObject *tasklet_bind_thread(PyObject *self, PyObject *args)
 {
     cb_tasklet *t = (cb_tasklet *)self;
@@ -981,10 +982,6 @@ static PyObject *tasklet_bind_thread(PyObject *self, PyObject *args)
         return NULL;
     if (t->is_main) {
         PyErr_SetString(PyExc_RuntimeError, "cannot rebind a main tasklet to another thread");
-        return NULL;
-    }
-    if (scheduled(t)) {
-        PyErr_SetString(PyExc_RuntimeError, "can't (re)bind a runnable tasklet; remove() it first");
         return NULL;
     }
     if (t->started) {
@@ -1025,6 +1022,13 @@ static PyObject *tasklet_bind_thread(PyObject *self, PyObject *args)
         }
     }
     if (t->mgr != to) {
+        /* Queued (never started): it moves to its new thread's queue. */
+        int queued = t->node.next != NULL;
+
+        if (queued) {
+            cb_queue_unlink(t->mgr, t);
+            Py_DECREF(t); /* the queue's; the caller holds one */
+        }
         unregister(t);
         t->mgr = to;
         t->thread_id = to->thread_id;
@@ -1034,6 +1038,8 @@ static PyObject *tasklet_bind_thread(PyObject *self, PyObject *args)
             to->all->mgr_prev = t;
         to->all = t;
         Py_CLEAR(t->parent);
+        if (queued)
+            cb_make_runnable(t, 0); /* wakes that thread */
     }
     Py_RETURN_NONE;
 }

@@ -238,10 +238,26 @@ class BindThread(Base):
         done.set()
         th.join(10)
 
+    def test_queued_new_tasklet_moves_to_that_queue(self):
+        where = []
+        th, done, box = self.run_in_thread(lambda: s.run())
+        t = s.tasklet(lambda: where.append(threading.get_ident()))()
+        s.tasklet(self.record)("stays")
+        self.assertEqual(s.getruncount(), 3)
+        t.bind_thread(box["id"])
+        self.assertEqual(s.getruncount(), 2)
+        self.assertTrue(t.scheduled)
+        done.set()
+        th.join(10)
+        self.assertEqual(where, [box["id"]])
+        t.bind_thread()  # ended: may come back
+        s.run()
+        self.assertEqual(self.log, [(("stays",), {})])
+
     def test_refused(self):
         t = s.tasklet(s.schedule_remove)()
-        with self.assertRaisesRegex(RuntimeError, "runnable"):
-            t.bind_thread()  # queued
+        t.bind_thread()  # queued, never ran, this thread already: nothing to do
+        self.assertTrue(t.scheduled)
         s.run()
         with self.assertRaisesRegex(RuntimeError, "C state"):
             t.bind_thread()  # started: its C stack belongs to this thread
