@@ -19,13 +19,18 @@ static const char NESTED_MSG[] =
 static const char INVALID_MSG[] =
     "Channel object is not valid. Most likely cause being __init__ not called on base type.";
 
-int cb_channel_valid(cb_channel *ch)
+static int channel_valid(cb_channel *ch)
 {
     if (!ch->initialised) {
         PyErr_SetString(PyExc_RuntimeError, INVALID_MSG);
         return 0;
     }
     return 1;
+}
+
+int cb_channel_valid(cb_channel *ch)
+{
+    return channel_valid(ch);
 }
 
 /* ---- the waiting list ----------------------------------------------------------- */
@@ -375,7 +380,7 @@ static void channel_dealloc(PyObject *self)
 
 static PyObject *channel_send(PyObject *self, PyObject *value)
 {
-    if (!cb_channel_valid((cb_channel *)self))
+    if (!channel_valid((cb_channel *)self))
         return NULL;
     if (cb_channel_send((cb_channel *)self, value, 0) < 0)
         return NULL;
@@ -385,7 +390,7 @@ static PyObject *channel_send(PyObject *self, PyObject *value)
 static PyObject *channel_receive(PyObject *self, PyObject *unused)
 {
     (void)unused;
-    if (!cb_channel_valid((cb_channel *)self))
+    if (!channel_valid((cb_channel *)self))
         return NULL;
     return cb_channel_receive((cb_channel *)self);
 }
@@ -454,7 +459,7 @@ static PyObject *channel_send_exception(PyObject *self, PyObject *args)
     PyObject *rest, *value;
     int rc;
 
-    if (!cb_channel_valid((cb_channel *)self))
+    if (!channel_valid((cb_channel *)self))
         return NULL;
     if (n == 0) {
         PyErr_SetString(PyExc_RuntimeError, "Exception type required");
@@ -496,7 +501,7 @@ static PyObject *channel_send_throw(PyObject *self, PyObject *args, PyObject *kw
     static char *kwlist[] = {"exc", "val", "tb", NULL};
     PyObject *exc = NULL, *val = Py_None, *tb = Py_None;
 
-    if (!cb_channel_valid((cb_channel *)self))
+    if (!channel_valid((cb_channel *)self))
         return NULL;
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "|OOO:send_throw", kwlist, &exc, &val, &tb))
         return NULL;
@@ -519,7 +524,7 @@ static PyObject *channel_send_throw(PyObject *self, PyObject *args, PyObject *kw
 static PyObject *channel_clear(PyObject *self, PyObject *unused)
 {
     (void)unused;
-    if (!cb_channel_valid((cb_channel *)self) || cb_channel_clear((cb_channel *)self) < 0)
+    if (!channel_valid((cb_channel *)self) || cb_channel_clear((cb_channel *)self) < 0)
         return NULL;
     Py_RETURN_NONE;
 }
@@ -529,7 +534,7 @@ static PyObject *channel_close(PyObject *self, PyObject *unused)
     cb_channel *ch = (cb_channel *)self;
 
     (void)unused;
-    if (!cb_channel_valid(ch))
+    if (!channel_valid(ch))
         return NULL;
     ch->closing = 1;
     update_closed(ch);
@@ -541,7 +546,7 @@ static PyObject *channel_open(PyObject *self, PyObject *unused)
     cb_channel *ch = (cb_channel *)self;
 
     (void)unused;
-    if (!cb_channel_valid(ch))
+    if (!channel_valid(ch))
         return NULL;
     ch->closing = 0;
     ch->closed = 0;
@@ -550,7 +555,7 @@ static PyObject *channel_open(PyObject *self, PyObject *unused)
 
 static PyObject *channel_iter(PyObject *self)
 {
-    if (!cb_channel_valid((cb_channel *)self))
+    if (!channel_valid((cb_channel *)self))
         return NULL;
     return Py_NewRef(self);
 }
@@ -559,7 +564,7 @@ static PyObject *channel_iternext(PyObject *self)
 {
     cb_channel *ch = (cb_channel *)self;
 
-    if (!cb_channel_valid(ch))
+    if (!channel_valid(ch))
         return NULL;
     if (ch->closed) {
         PyErr_SetString(PyExc_StopIteration, "Channel is closed");
@@ -571,7 +576,7 @@ static PyObject *channel_iternext(PyObject *self)
 static PyObject *get_preference(PyObject *self, void *c)
 {
     (void)c;
-    if (!cb_channel_valid((cb_channel *)self))
+    if (!channel_valid((cb_channel *)self))
         return NULL;
     return PyLong_FromLong(((cb_channel *)self)->preference);
 }
@@ -582,7 +587,7 @@ static int set_preference(PyObject *self, PyObject *value, void *c)
     long v;
 
     (void)c;
-    if (!cb_channel_valid(ch))
+    if (!channel_valid(ch))
         return -1;
     if (!value) {
         PyErr_SetString(PyExc_TypeError, "Cannot delete the first attribute");
@@ -605,7 +610,7 @@ static int set_preference(PyObject *self, PyObject *value, void *c)
 static PyObject *get_balance(PyObject *self, void *c)
 {
     (void)c;
-    if (!cb_channel_valid((cb_channel *)self))
+    if (!channel_valid((cb_channel *)self))
         return NULL;
     return PyLong_FromLong(((cb_channel *)self)->balance);
 }
@@ -615,7 +620,7 @@ static PyObject *get_queue(PyObject *self, void *c)
     cb_channel *ch = (cb_channel *)self;
 
     (void)c;
-    if (!cb_channel_valid(ch))
+    if (!channel_valid(ch))
         return NULL;
     if (!ch->head)
         Py_RETURN_NONE;
@@ -625,7 +630,7 @@ static PyObject *get_queue(PyObject *self, void *c)
 static PyObject *get_closing(PyObject *self, void *c)
 {
     (void)c;
-    if (!cb_channel_valid((cb_channel *)self))
+    if (!channel_valid((cb_channel *)self))
         return NULL;
     return PyBool_FromLong(((cb_channel *)self)->closing);
 }
@@ -633,7 +638,7 @@ static PyObject *get_closing(PyObject *self, void *c)
 static PyObject *get_closed(PyObject *self, void *c)
 {
     (void)c;
-    if (!cb_channel_valid((cb_channel *)self))
+    if (!channel_valid((cb_channel *)self))
         return NULL;
     return PyBool_FromLong(((cb_channel *)self)->closed);
 }
@@ -644,7 +649,7 @@ static PyObject *get_closed(PyObject *self, void *c)
 #define ARGS_CHECKED(wrapper, impl, pyname, n)                                          \
     static PyObject *wrapper(PyObject *self, PyObject *const *args, Py_ssize_t nargs)   \
     {                                                                                   \
-        if (!cb_channel_valid((cb_channel *)self))                                         \
+        if (!channel_valid((cb_channel *)self))                                         \
             return NULL;                                                                \
         if (nargs != (n)) {                                                             \
             PyErr_Format(PyExc_TypeError, pyname "() takes %d argument%s (%zd given)",  \

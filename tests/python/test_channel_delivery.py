@@ -151,6 +151,23 @@ class DeliveryTests(unittest.TestCase):
         self.assertEqual(self.log, [("got", "x")])
         self.assertFalse(r.alive)
 
+    def test_exception_escaping_while_main_waits_beats_delivery(self):
+        # The main tasklet waits in receive(), running the queue; the sender
+        # hands it a value, goes on (preference 0) and fails: the failure is
+        # raised from main's receive(), the value is dropped (Stackless too).
+        ch = s.channel()
+        ch.preference = 0
+
+        def sender():
+            ch.send("lost")
+            raise ValueError("sender failed")
+        s.tasklet(sender)()
+        with self.assertRaisesRegex(ValueError, "sender failed"):
+            ch.receive()
+        self.assertEqual(ch.balance, 0)
+        s.run()  # nothing deferred is left over
+        self.assertEqual(s.getruncount(), 1)
+
     def test_main_value_kept_without_exception(self):
         ch = s.channel()
         s.tasklet(ch.send)("m")
