@@ -41,16 +41,32 @@ int cb_tasklet_set_tempval(PyObject *self, PyObject *v, void *c)
 /* schedule(retval=None) / schedule_remove(retval=None): the current
  * tasklet's tempval is retval while it is away; it returns its tempval
  * (retval unless someone set tasklet.tempval meanwhile). */
-static PyObject *schedule_with_retval(PyObject *args, PyObject *kwds, int remove)
+static PyObject *schedule_with_retval(PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,
+                                      int remove)
 {
-    static char *kwlist[] = {"retval", NULL};
+    const char *name = remove ? "schedule_remove" : "schedule";
     PyObject *retval = Py_None, *result;
+    Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
     cb_manager *m;
     cb_tasklet *cur;
 
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, remove ? "|O:schedule_remove" : "|O:schedule",
-                                     kwlist, &retval))
+    /* Parsed by hand: schedule() is on the hot path. */
+    if (nargs + nkw > 1) {
+        PyErr_Format(PyExc_TypeError, "%s() takes at most 1 argument (%zd given)", name,
+                     nargs + nkw);
         return NULL;
+    }
+    if (nargs == 1) {
+        retval = args[0];
+    } else if (nkw == 1) {
+        if (!PyUnicode_Check(PyTuple_GET_ITEM(kwnames, 0)) ||
+            PyUnicode_CompareWithASCIIString(PyTuple_GET_ITEM(kwnames, 0), "retval") != 0) {
+            PyErr_Format(PyExc_TypeError, "%s() got an unexpected keyword argument %R", name,
+                         PyTuple_GET_ITEM(kwnames, 0));
+            return NULL;
+        }
+        retval = args[0];
+    }
     m = cb_manager_get();
     if (!m)
         return NULL;
@@ -68,16 +84,18 @@ static PyObject *schedule_with_retval(PyObject *args, PyObject *kwds, int remove
     return result;
 }
 
-PyObject *cb_mod_schedule(PyObject *mod, PyObject *args, PyObject *kwds)
+PyObject *cb_mod_schedule(PyObject *mod, PyObject *const *args, Py_ssize_t nargs,
+                          PyObject *kwnames)
 {
     (void)mod;
-    return schedule_with_retval(args, kwds, 0);
+    return schedule_with_retval(args, nargs, kwnames, 0);
 }
 
-PyObject *cb_mod_schedule_remove(PyObject *mod, PyObject *args, PyObject *kwds)
+PyObject *cb_mod_schedule_remove(PyObject *mod, PyObject *const *args, Py_ssize_t nargs,
+                                 PyObject *kwnames)
 {
     (void)mod;
-    return schedule_with_retval(args, kwds, 1);
+    return schedule_with_retval(args, nargs, kwnames, 1);
 }
 
 /* ---- introspection ------------------------------------------------------------------ */

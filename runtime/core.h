@@ -288,8 +288,10 @@ PyObject *cb_channel_reduce(PyObject *self, PyObject *const *args, Py_ssize_t na
 PyObject *cb_channel_send_sequence(PyObject *self, PyObject *seq);
 PyObject *cb_channel_get_schedule_all(PyObject *self, void *c);
 int cb_channel_set_schedule_all(PyObject *self, PyObject *v, void *c);
-PyObject *cb_mod_schedule(PyObject *mod, PyObject *args, PyObject *kwds);
-PyObject *cb_mod_schedule_remove(PyObject *mod, PyObject *args, PyObject *kwds);
+PyObject *cb_mod_schedule(PyObject *mod, PyObject *const *args, Py_ssize_t nargs,
+                          PyObject *kwnames);
+PyObject *cb_mod_schedule_remove(PyObject *mod, PyObject *const *args, Py_ssize_t nargs,
+                                 PyObject *kwnames);
 PyObject *cb_mod_get_thread_info(PyObject *mod, PyObject *args);
 PyObject *cb_mod_thread_ids(PyObject *mod, PyObject *unused);
 

@@ -103,6 +103,12 @@ class RetvalAndTempval(Base):
         s.run()
         self.assertEqual(self.log, ["r"])
 
+    def test_bad_arguments(self):
+        for call in (lambda: s.schedule(1, 2), lambda: s.schedule(foo=1),
+                     lambda: s.schedule_remove(1, retval=2)):
+            with self.assertRaises(TypeError):
+                call()
+
     def test_from_main(self):
         self.assertEqual(s.schedule(3), 3)
         self.assertEqual(s.schedule_remove(retval=4), 4)
