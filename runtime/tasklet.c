@@ -375,14 +375,19 @@ static int do_bind(cb_tasklet *t, PyObject *callable, PyObject *args, PyObject *
     return 0;
 }
 
-/* bind(None). A started tasklet that is paused (alive, neither queued nor
- * blocked nor current) is unwound first: TaskletExit is raised at its
- * suspension point and it runs alone until it ends, so its finally blocks
- * and context managers run and its stack is released. */
-static int unbind(cb_tasklet *t)
+/* Before bind(): a started tasklet that is paused (alive, neither queued nor
+ * blocked nor current) is unwound: TaskletExit is raised at its suspension
+ * point and it runs alone until it ends, so its finally blocks and context
+ * managers run and its stack is released. Stackless drops such a tasklet's
+ * frames instead; here they live on its C stack and must unwind. */
+static int unwind_for_bind(cb_tasklet *t)
 {
     if (t->mgr && t == t->mgr->current) {
         PyErr_SetString(PyExc_RuntimeError, "cannot unbind current tasklet");
+        return -1;
+    }
+    if (t->is_main) {
+        PyErr_SetString(PyExc_RuntimeError, "can't unbind the main tasklet");
         return -1;
     }
     if (scheduled(t)) {
@@ -393,15 +398,23 @@ static int unbind(cb_tasklet *t)
         PyErr_SetString(PyExc_RuntimeError, "cannot unbind a blocked tasklet");
         return -1;
     }
-    if (cb_tasklet_needs_unwind(t)) {
-        if (cb_check_switch_allowed(t->mgr) < 0 || cb_kill_alone(t->mgr, t) < 0)
-            return -1;
-        if (t->alive) {
-            PyErr_SetString(PyExc_RuntimeError,
-                            "cannot unbind the tasklet: it caught TaskletExit and went on");
-            return -1;
-        }
+    if (!cb_tasklet_needs_unwind(t))
+        return 0;
+    if (cb_check_switch_allowed(t->mgr) < 0 || cb_kill_alone(t->mgr, t) < 0)
+        return -1;
+    if (t->alive) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "cannot unbind the tasklet: it caught TaskletExit and went on");
+        return -1;
     }
+    return 0;
+}
+
+/* bind(None) */
+static int unbind(cb_tasklet *t)
+{
+    if (unwind_for_bind(t) < 0)
+        return -1;
     if (t->started && t->alive) {
         PyErr_SetString(PyExc_RuntimeError, "cannot unbind a tasklet that has started; kill it first");
         return -1;
@@ -466,6 +479,10 @@ static PyObject *tasklet_bind(PyObject *self, PyObject *args, PyObject *kwds)
     }
     if (callable == Py_None)
         callable = NULL; /* keep the bound callable, bind new arguments */
+    /* A paused started tasklet is rebound (Stackless): unwound first. */
+    if ((callable || cargs || ckwargs) && t->started && t->alive && !t->is_main &&
+        unwind_for_bind(t) < 0)
+        return NULL;
     /* A non-tuple args or non-dict kwargs is reported when the tasklet starts. */
     if (do_bind(t, callable, cargs, ckwargs) < 0)
         return NULL;

@@ -214,6 +214,44 @@ class BindNonePaused(Base):
         with self.assertRaisesRegex(RuntimeError, "scheduled"):
             t.bind(None)
 
+    def test_main_refused(self):
+        with self.assertRaisesRegex(RuntimeError, "current tasklet"):
+            s.getmain().bind(None)
+
+        def body():
+            with self.assertRaisesRegex(RuntimeError, "main tasklet"):
+                s.getmain().bind(None)
+            self.log.append("checked")
+        s.tasklet(body)()
+        s.run()
+        self.assertEqual(self.log, ["checked"])
+
+    def test_rebind_paused_tasklet(self):
+        # Stackless's test_rebind_recursion_depth: bind(func, args) on a
+        # paused started tasklet rebinds it (here: unwound first).
+        def outer():
+            try:
+                inner()
+            finally:
+                self.log.append("outer finally")
+
+        def inner():
+            s.getmain().switch()
+
+        def test():
+            self.log.append(("depth", s.getcurrent().recursion_depth))
+        t = s.tasklet(outer)()
+        self.assertEqual(t.recursion_depth, 0)
+        t.run()
+        self.assertTrue(t.paused)
+        self.assertEqual(t.recursion_depth, 2)
+        t.bind(test, ())
+        self.assertEqual(t.recursion_depth, 0)
+        self.assertTrue(t.alive)
+        t.run()
+        self.assertEqual(t.recursion_depth, 0)
+        self.assertEqual(self.log, ["outer finally", ("depth", 1)])
+
     def test_blocked_refused(self):
         ch = s.channel()
         t = s.tasklet(ch.receive)()
