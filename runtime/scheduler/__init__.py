@@ -37,6 +37,21 @@ def __getattr__(name):
     raise AttributeError("module 'scheduler' has no attribute %r" % (name,))
 
 
+_NO_PICKLING = ("Carbon runtime tasklets run on their own C stacks, which cannot be "
+                "saved: nothing of the scheduler can be pickled "
+                "(see docs/stackless-divergence.md)")
+
+
+def pickle_flags(new_flags=-1, mask=-1):
+    """Stackless's pickling switches; tasklets cannot be pickled here."""
+    raise RuntimeError(_NO_PICKLING)
+
+
+def pickle_flags_default(new_flags=-1, mask=-1):
+    """Stackless's pickling switches; tasklets cannot be pickled here."""
+    raise RuntimeError(_NO_PICKLING)
+
+
 class QueueChannel(_scheduler.channel):
     """A channel whose sender never blocks: values wait in a deque."""
 
@@ -127,18 +142,3 @@ def format_tasklet_stacks(limit=None):
         else:
             lines.extend(traceback.format_stack(frame, limit))
     return "".join(lines)
-
-
-_NO_PICKLING = ("Carbon runtime tasklets run on their own C stacks, which cannot be "
-                "saved: nothing of the scheduler can be pickled "
-                "(see docs/stackless-divergence.md)")
-
-
-def pickle_flags(new_flags=-1, mask=-1):
-    """Stackless's pickling switches; tasklets cannot be pickled here."""
-    raise RuntimeError(_NO_PICKLING)
-
-
-def pickle_flags_default(new_flags=-1, mask=-1):
-    """Stackless's pickling switches; tasklets cannot be pickled here."""
-    raise RuntimeError(_NO_PICKLING)
