@@ -41,9 +41,8 @@ stats = {"msgs_in": 0, "msgs_out": 0, "conns_total": 0, "logins": 0, "drops": 0,
 host = {"frames": 0, "tick_ns": [], "budget_ns": 0, "tasklets": 0, "hitches": 0, "late": 0,
         "max_ns": 0}
 series = {"t": [], "in": [], "out": []}
-known = {}               # name -> Player (every player seen this run, for saving)
-dirty = set()            # names of players changed since their last save
-logout_saves = []        # rows waiting for the saver (logouts)
+dirty = set()            # names of logged-in players changed since their last save
+pending_rows = {}        # name -> row of a player logged out, not yet handed to the store
 state = {"listener": None, "db": None, "paths": None, "dbq": None, "pathq": None,
          "closing": False, "start": 0.0, "next_id": 1000}
 tasks = []
@@ -280,8 +279,8 @@ def _login(conn, msg):
     if name in players:
         conn.error("name_taken", "%s is already logged in" % name)
         return True
-    p = known.get(name)
-    if p is None:
+    row = pending_rows.get(name)     # logged out moments ago: newer than the database
+    if row is None:
         reply = scheduler.channel()
         state["dbq"].send(("load", name, reply))
         row = reply.receive()                 # only this tasklet waits
@@ -289,13 +288,14 @@ def _login(conn, msg):
             if not conn.closing:
                 conn.error("name_taken", "%s is already logged in" % name)
             return not conn.closing
-        if row is None:
-            x, y = world.spawn_cell(name)
-            p = Player(name, x, y, 0)
-            dirty.add(name)
-        else:
-            p = Player(name, row["x"], row["y"], row["score"])
-        known[name] = p
+        if row is not None:
+            row = (name, row["x"], row["y"], row["score"], row["last_seen"])
+    if row is None:
+        x, y = world.spawn_cell(name)
+        p = Player(name, x, y, 0)
+        dirty.add(name)
+    else:
+        p = Player(name, row[1], row[2], row[3])
     p.conn = conn
     p.moves = []
     p.ack = 0
@@ -319,7 +319,7 @@ def _logout(conn):
     grid.remove(p)
     p.conn = None
     p.last_seen = time.time()
-    logout_saves.append(p.row())
+    pending_rows[p.name] = p.row()
     dirty.discard(p.name)
 
 
@@ -460,19 +460,21 @@ def _saver():
 
 
 def _save_pending(all_dirty):
-    rows = logout_saves[:]
-    del logout_saves[:]
+    # The store takes requests in order: a login's load sent after this save
+    # reads what it wrote.
+    rows = list(pending_rows.values())
+    pending_rows.clear()
     if all_dirty:
         for name in list(dirty):
-            p = known.get(name)
+            p = players.get(name)
             if p is not None:
-                if p.conn is not None:
-                    p.last_seen = time.time()
+                p.last_seen = time.time()
                 rows.append(p.row())
         dirty.clear()
     if rows:
         stats["saves"] += len(rows)
         state["dbq"].send(("save", rows))
+    return len(rows)
 
 
 def _sampler():
@@ -605,18 +607,21 @@ def shutdown():
         if carbon.now() > deadline:
             break
         carbon.sleep(0.01)
-    for name in players:                 # cannot happen: every reader logged out
-        logout_saves.append(known[name].row())
-    _save_pending(True)
+    for p in players.values():           # not expected: every reader logged out
+        pending_rows[p.name] = p.row()
+    final = _save_pending(True)
     done = scheduler.channel()
     state["dbq"].send(("flush", done))
     saved = done.receive()
     state["dbq"].send(None)
     state["pathq"].send(None)
-    state["db"].join()
-    state["paths"].join()
+    # stop(): a worker also runs the tasklets handing replies to requesters
+    # that were killed meanwhile (they wait forever); they get TaskletExit.
+    for w in (state["db"], state["paths"]):
+        w.stop()
+        w.join()
     recent = sorted(host["tick_ns"])
     print("game_server: shutdown: %d connections served, %d logins, %d players saved "
-          "(%d rows written), %d messages in, %d out, %d dropped clients, %d paths"
-          % (stats["conns_total"], stats["logins"], len(known), saved, stats["msgs_in"],
+          "at shutdown (%d rows written in all), %d messages in, %d out, %d dropped clients, %d paths"
+          % (stats["conns_total"], stats["logins"], final, saved, stats["msgs_in"],
              stats["msgs_out"], stats["drops"], stats["paths"]), flush=True)
