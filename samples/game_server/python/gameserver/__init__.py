@@ -38,7 +38,7 @@ npcs = []
 stats = {"msgs_in": 0, "msgs_out": 0, "conns_total": 0, "logins": 0, "drops": 0,
          "errors_sent": 0, "saves": 0, "paths": 0, "chat_global": 0, "chat_local": 0,
          "world_ticks": 0, "rate_limited": 0}
-host = {"frames": 0, "tick_ns": [], "budget_ns": 0, "tasklets": 0, "hitches": 0, "late": 0,
+host = {"frames": 0, "tick_ns": [], "cpu_ns": [], "budget_ns": 0, "tasklets": 0, "hitches": 0, "late": 0,
         "max_ns": 0}
 series = {"t": [], "in": [], "out": []}
 dirty = set()            # names of logged-in players changed since their last save
@@ -529,13 +529,15 @@ def start(port=0, db="game_server.db", budget_ms=16.0, hz=30, world_hz=10, npcs_
     print("game_server: dashboard http://%s:%d/" % (addr[0], addr[1]), flush=True)
 
 
-def host_frame(tick_ns, tasklets, late):
+def host_frame(tick_ns, cpu_ns, tasklets, late):
     h = host
     h["frames"] += 1
     ts = h["tick_ns"]
     ts.append(tick_ns)
+    h["cpu_ns"].append(cpu_ns)
     if len(ts) > 600:
         del ts[:300]
+        del h["cpu_ns"][:300]
     h["tasklets"] = tasklets
     h["late"] = late
     if tick_ns > h["budget_ns"]:
@@ -568,6 +570,7 @@ def _pct(sorted_v, p):
 def snapshot_stats():
     """What /stats.json serves."""
     recent = sorted(host["tick_ns"][-300:])
+    cpu = sorted(host["cpu_ns"][-300:])
     return {
         "uptime_s": round(carbon.now() - state["start"], 2),
         "frame": host["frames"],
@@ -575,6 +578,8 @@ def snapshot_stats():
         "tick_ms": {"p50": _pct(recent, 50) / 1e6, "p99": _pct(recent, 99) / 1e6,
                     "max": (recent[-1] if recent else 0) / 1e6,
                     "max_run": host["max_ns"] / 1e6},
+        "tick_cpu_ms": {"p50": _pct(cpu, 50) / 1e6, "p99": _pct(cpu, 99) / 1e6,
+                        "max": (cpu[-1] if cpu else 0) / 1e6},
         "hitches": host["hitches"], "late_frames": host["late"],
         "players": len(players), "connections": len(conns), "npcs": len(npcs),
         "tasklets": host["tasklets"],
@@ -620,7 +625,6 @@ def shutdown():
     for w in (state["db"], state["paths"]):
         w.stop()
         w.join()
-    recent = sorted(host["tick_ns"])
     print("game_server: shutdown: %d connections served, %d logins, %d players saved "
           "at shutdown (%d rows written in all), %d messages in, %d out, %d dropped clients, %d paths"
           % (stats["conns_total"], stats["logins"], final, saved, stats["msgs_in"],
