@@ -10,7 +10,8 @@ import heapq
 import random
 
 SIZE = 128
-AOI = 12            # near = within 12 cells on both axes; also the local chat range
+AOI = 8             # AOI grid cell size; snapshots show the 3 x 3 cells around you,
+                    # local chat reaches players within AOI cells on both axes
 
 _rng = random.Random(20261130)
 WALLS = set()
@@ -25,10 +26,10 @@ def free(x, y):
 
 
 def spawn_cell(seed):
-    """A free cell chosen from `seed` (a name), in the middle half of the map."""
+    """A free cell chosen from `seed` (a name), anywhere on the map."""
     r = random.Random(seed)
     while True:
-        x, y = r.randrange(SIZE // 4, 3 * SIZE // 4), r.randrange(SIZE // 4, 3 * SIZE // 4)
+        x, y = r.randrange(1, SIZE - 1), r.randrange(1, SIZE - 1)
         if free(x, y):
             return x, y
 
@@ -61,6 +62,17 @@ class Grid:
             self.add(e)
         else:
             e.x, e.y = x, y
+
+    def block(self, k):
+        """Entities in the 3 x 3 grid cells around grid cell `k` (a new list)."""
+        out = []
+        cells = self.cells
+        for gx in (k[0] - 1, k[0], k[0] + 1):
+            for gy in (k[1] - 1, k[1], k[1] + 1):
+                s = cells.get((gx, gy))
+                if s:
+                    out.extend(s)
+        return out
 
     def near(self, x, y, radius=AOI):
         """Entities within `radius` (<= AOI) cells of (x, y)."""
