@@ -117,9 +117,12 @@ def case_idle(port):
     assert IDLE - 0.2 <= time.monotonic() - t <= IDLE + 3
     c.close()
     s = socket.create_connection(("127.0.0.1", port))   # never says anything
-    s.settimeout(IDLE + 5)
-    assert s.recv(100) == b""                             # dropped
-    s.close()
+    h = socket.create_connection(("127.0.0.1", port))   # an HTTP request that stalls
+    h.sendall(b"GET / HTTP/1.0\r\nHost: x\r\n")
+    for sock in (s, h):
+        sock.settimeout(IDLE + 5)
+        assert sock.recv(100) == b""                      # dropped
+        sock.close()
 
 
 def case_mid_message(port):

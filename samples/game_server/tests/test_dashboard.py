@@ -109,7 +109,7 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         with harness.Server(bin_dir, os.path.join(tmp, "game.db")) as srv:
             bots = threading.Thread(target=harness.run_bots, args=(bin_dir, srv.port),
-                                    kwargs={"bots": 40, "seconds": 12}, daemon=True)
+                                    kwargs={"bots": 40, "seconds": 8}, daemon=True)
             bots.start()
             dt = DevTools(exe, os.path.join(tmp, "profile"))
             try:

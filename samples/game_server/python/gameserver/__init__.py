@@ -443,10 +443,11 @@ def _reap_idle():
     idle = cfg["idle_timeout"]
     now = carbon.now()
     for c in list(conns):
-        if not c.closing and c.writer is not None and now - c.last_in > idle:
-            c.error("idle", "nothing received for %g s" % idle)
-            c.drop()
-        elif c.writer is None and not c.closing and now - c.last_in > idle:
+        # Game connections get an error first; a silent or stalled HTTP
+        # request (no writer) is just closed.
+        if now - c.last_in > idle and c.reader.alive:
+            if c.writer is not None and not c.closing:
+                c.error("idle", "nothing received for %g s" % idle)
             c.drop()
 
 
