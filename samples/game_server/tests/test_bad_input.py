@@ -227,7 +227,10 @@ def case_burst(srv):
     print("burst: connections %d -> %d, tasklets %d -> %d, fds %d -> %d, RSS %d -> %d KiB"
           % (base["connections"], st["connections"], base["tasklets"], srv.stats()["tasklets"],
              base_fds, srv.fd_count(), base_rss, rss))
-    assert rss - base_rss < 2 * 1024, (base_rss, rss)
+    if "ASAN_OPTIONS" in os.environ:   # ASan holds freed memory in its quarantine
+        print("burst: RSS not checked under AddressSanitizer")
+    else:
+        assert rss - base_rss < 2 * 1024, (base_rss, rss)
 
 
 def main():
