@@ -293,7 +293,8 @@ int carbon_init(const carbon_config *cfg)
 
     /* Built-in modules must be registered before the interpreter starts. */
     if (PyImport_AppendInittab("_scheduler", PyInit__scheduler) < 0 ||
-        PyImport_AppendInittab("_carbon", PyInit__carbon) < 0) {
+        PyImport_AppendInittab("_carbon", PyInit__carbon) < 0 ||
+        PyImport_AppendInittab("_carbon_net", PyInit__carbon_net) < 0) {
         free_config_copy();
         return cb_embed_fail(CARBON_ENOMEM, "carbon_init: cannot register the built-in modules");
     }

@@ -96,6 +96,8 @@ struct cb_embed_loop {
     unsigned long long frame;   /* frames done (ticks, or frame periods) */
     long long next_frame_ns;    /* when not ticked: the next frame boundary */
     struct carbon_worker *worker; /* the worker this thread runs, or NULL */
+    struct cb_net_handle *net_handles; /* carbon.net's open handles (embed/net.c) */
+    int main_woken;             /* a libuv callback of this turn woke the main tasklet */
 };
 
 /* The calling thread's loop, created on first use (NULL + exception). */
@@ -163,5 +165,11 @@ int cb_embed_worker_stopping(cb_embed_loop *loop);
 
 PyMODINIT_FUNC PyInit__carbon(void);
 PyMODINIT_FUNC PyInit__scheduler(void); /* runtime/module.c */
+
+/* ---- net.c ----------------------------------------------------------------------------- */
+
+PyMODINIT_FUNC PyInit__carbon_net(void);
+/* Closes carbon.net's handles of a loop that is being destroyed. */
+void cb_net_loop_closing(cb_embed_loop *loop);
 
 #endif

@@ -85,7 +85,8 @@ static long long wait_budget(cb_embed_loop *loop)
     long long ns = -1, deadline, now;
     int uv_ms;
 
-    if (loop->mgr->queued > 0 || loop->mgr->deferred_kills || cb_embed_worker_stopping(loop))
+    if (loop->mgr->queued > 0 || loop->mgr->deferred_kills || loop->main_woken ||
+        cb_embed_worker_stopping(loop))
         return 0;
     /* uv_backend_timeout() says 0 for a loop without live handles: then
      * only our sleepers, frames and the wakeup handle can end the wait. */
@@ -141,6 +142,7 @@ int cb_embed_loop_step(cb_embed_loop *loop, int mode)
 {
     long long ns, now;
 
+    loop->main_woken = 0;
     /* Also registers descriptors started since the last turn with epoll. A
      * tick with no handle of its own and no wakeup pending skips it (a poll
      * is a system call): tasklets woken by other threads are already in the
@@ -219,6 +221,7 @@ static void loop_destroy(cb_embed_loop *loop)
     }
     if (tls_loop == loop)
         tls_loop = NULL;
+    cb_net_loop_closing(loop);
     uv_walk(&loop->uv, close_walk, NULL);
     uv_run(&loop->uv, UV_RUN_DEFAULT); /* runs the close callbacks */
     if (uv_loop_close(&loop->uv) != 0) {

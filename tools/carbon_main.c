@@ -18,7 +18,8 @@
 
 PyMODINIT_FUNC PyInit__scheduler(void);
 #ifdef CARBON_HAVE_EMBED
-PyMODINIT_FUNC PyInit__carbon(void); /* embed/module.c */
+PyMODINIT_FUNC PyInit__carbon(void);     /* embed/module.c */
+PyMODINIT_FUNC PyInit__carbon_net(void); /* embed/net.c */
 #endif
 
 static int is_dir(const char *path)
@@ -54,7 +55,8 @@ int main(int argc, char **argv)
     if (PyImport_AppendInittab("_scheduler", PyInit__scheduler) < 0)
         return 1;
 #ifdef CARBON_HAVE_EMBED
-    if (PyImport_AppendInittab("_carbon", PyInit__carbon) < 0)
+    if (PyImport_AppendInittab("_carbon", PyInit__carbon) < 0 ||
+        PyImport_AppendInittab("_carbon_net", PyInit__carbon_net) < 0)
         return 1;
 #endif
     add_package_path();
