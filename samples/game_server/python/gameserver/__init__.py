@@ -4,9 +4,11 @@ Run by the C host (samples/game_server/game_server.c), which ticks it at 30 Hz:
 ``start(...)`` once, ``host_frame(...)`` after every tick (frame statistics for
 the dashboard), ``shutdown()`` on SIGINT/SIGTERM. Protocol: README.md.
 
-Tasklets on the host thread: one reader and one writer per connection, the
-world tick, the saver, the stats sampler, one per NPC, the poller (without
-`carbon.net`). Two worker threads: A* paths and the SQLite store.
+Tasklets on the host thread: one reader and one writer per connection (their
+sockets are `carbon.net` streams: a read or write blocks only its tasklet,
+the host thread's libuv loop waits on the sockets), the world tick, the
+saver, the stats sampler, one per NPC. Two worker threads: A* paths and the
+SQLite store.
 """
 import json
 import os
@@ -17,7 +19,9 @@ import time
 import carbon
 import scheduler
 
-from . import transport, world
+import carbon.net
+
+from . import world
 from .store import db_worker
 from .world import AOI, Grid
 
@@ -93,6 +97,7 @@ class Conn:
         self.player = None
         self.reader = scheduler.getcurrent()
         self.writer = None
+        self.writing = False
         self.last_in = carbon.now()
         self.errors = 0
 
@@ -139,40 +144,23 @@ class Conn:
             self.wake.send(None)
 
     def drop(self):
-        """Closes now, from any tasklet: the reader ends (its finally logs out)."""
+        """Closes now, from any tasklet: the reader ends (its finally logs
+        out); the writer sends what is queued, unless it is stuck writing to
+        a client that does not read: then it ends too."""
         self.close()
-        if self.reader is not scheduler.getcurrent() and self.reader.alive:
+        cur = scheduler.getcurrent()
+        if self.reader is not cur and self.reader.alive:
             self.reader.kill()
-
-
-def _writer(conn):
-    stream = conn.stream
-    try:
-        while True:
-            if conn.out:
-                data = b"".join(conn.out)
-                conn.out.clear()
-                stream.write(data)
-                continue
-            if conn.closing:
-                return
-            conn.wake.receive()
-    except OSError:
-        conn.closing = True
-        if conn.reader.alive and conn.reader is not scheduler.getcurrent():
-            conn.reader.kill()
-    finally:
-        try:
-            stream.close()
-        except OSError:
-            pass
-
-
-# ---- sessions ------------------------------------------------------------------------
+        if self.writing and self.writer is not None and self.writer is not cur and self.writer.alive:
+            self.writer.kill()
 
 
 def _handle(stream):
-    """A connection's reader tasklet: the game protocol, or one HTTP request."""
+    """A connection's tasklet: one HTTP request, or the game protocol.
+
+    For a game connection this tasklet is the writer and a second tasklet
+    reads: the handler returns (and carbon.net closes the stream, letting
+    queued bytes out) only once everything queued for the client is written."""
     conn = Conn(stream)
     conns.add(conn)
     stats["conns_total"] += 1
@@ -182,56 +170,85 @@ def _handle(stream):
         except (OSError, AttributeError):
             pass
         buf = bytearray()
-        first = True
-        while True:
+        while True:                         # enough bytes to tell HTTP from the game
             data = stream.read(65536)
             if not data:
-                return                      # EOF (a partial line is dropped)
+                return
             conn.last_in = carbon.now()
             buf += data
-            if first:
-                head = bytes(buf[:4])
-                if len(head) < 4 and b"\n" not in head and \
-                        (b"GET ".startswith(head) or b"HEAD".startswith(head)):
-                    continue                # could still be an HTTP request
-                first = False
-                if head in (b"GET ", b"HEAD"):
-                    from . import dashboard
-                    conn.closing = True     # not a game connection: no writer
-                    dashboard.serve_http(stream, buf)
-                    return
-                conn.writer = scheduler.tasklet(_writer)(conn)
+            head = bytes(buf[:4])
+            if len(head) == 4 or b"\n" in head or not \
+                    (b"GET ".startswith(head) or b"HEAD".startswith(head)):
+                break
+        if head in (b"GET ", b"HEAD"):
+            from . import dashboard
+            conn.closing = True             # no game messages on this one
+            dashboard.serve_http(stream, buf)
+            return
+        conn.writer = scheduler.getcurrent()
+        conn.reader = scheduler.tasklet(_reader)(conn, buf)
+        _write_loop(conn)
+    except OSError:
+        pass
+    finally:
+        conns.discard(conn)
+        conn.closing = True
+        if conn.reader.alive and conn.reader is not scheduler.getcurrent():
+            conn.reader.kill()              # its finally logs the player out
+        _logout(conn)
+
+
+def _write_loop(conn):
+    stream = conn.stream
+    while True:
+        if conn.out:
+            data = b"".join(conn.out)
+            conn.out.clear()
+            conn.writing = True
+            stream.write(data)              # blocks this tasklet only, under backpressure
+            conn.writing = False
+            continue
+        if conn.closing:
+            try:
+                stream.drain()
+            except AttributeError:
+                pass
+            return
+        conn.wake.receive()
+
+
+def _reader(conn, buf):
+    """Reads and handles the client's lines until EOF, an error or a drop."""
+    stream = conn.stream
+    try:
+        while True:
             while True:
                 nl = buf.find(b"\n")
                 if nl < 0:
                     if len(buf) >= MAX_LINE:
                         conn.error("too_long", "message longer than %d bytes" % MAX_LINE)
-                        conn.close()
                         return
                     break
                 line = bytes(buf[:nl])
                 del buf[:nl + 1]
                 if len(line) >= MAX_LINE:
                     conn.error("too_long", "message longer than %d bytes" % MAX_LINE)
-                    conn.close()
                     return
                 if not line.strip():
                     continue
                 stats["msgs_in"] += 1
                 if not _message(conn, line) or conn.closing:
                     return
+            data = stream.read(65536)
+            if not data:
+                return                      # EOF (a partial line is dropped)
+            conn.last_in = carbon.now()
+            buf += data
     except OSError:
         pass
     finally:
-        conns.discard(conn)
         _logout(conn)
-        if conn.writer is None:
-            try:
-                stream.close()
-            except OSError:
-                pass
-        else:
-            conn.close()
+        conn.close()                        # the writer sends what is queued and ends
 
 
 def _message(conn, line):
@@ -445,7 +462,7 @@ def _reap_idle():
     for c in list(conns):
         # Game connections get an error first; a silent or stalled HTTP
         # request (no writer) is just closed.
-        if now - c.last_in > idle and c.reader.alive:
+        if now - c.last_in > idle and (c.reader.alive or c.writing):
             if c.writer is not None and not c.closing:
                 c.error("idle", "nothing received for %g s" % idle)
             c.drop()
@@ -557,10 +574,10 @@ def start(port=0, db="game_server.db", budget_ms=16.0, hz=30, world_hz=10, npcs_
     tasks.append(scheduler.tasklet(_world_tick)())
     tasks.append(scheduler.tasklet(_saver)())
     tasks.append(scheduler.tasklet(_sampler)())
-    state["listener"] = transport.listen(host_addr, port, _handle, backlog=4096)
+    state["listener"] = carbon.net.listen(host_addr, port, _handle, backlog=4096)
     addr = state["listener"].sockname
-    print("game_server: listening on %s:%d (transport %s, %d players stored in %s)"
-          % (addr[0], addr[1], transport.NAME, stored, db), flush=True)
+    print("game_server: listening on %s:%d (%d players stored in %s)"
+          % (addr[0], addr[1], stored, db), flush=True)
     print("game_server: dashboard http://%s:%d/" % (addr[0], addr[1]), flush=True)
 
 
@@ -621,7 +638,7 @@ def snapshot_stats():
         "msgs_in_per_s": series["in"][-1] if series["in"] else 0,
         "msgs_out_per_s": series["out"][-1] if series["out"] else 0,
         "msgs_in": stats["msgs_in"], "msgs_out": stats["msgs_out"],
-        "rss_kib": rss_kib(), "transport": transport.NAME,
+        "rss_kib": rss_kib(),
         "counters": dict(stats),
     }
 
@@ -640,13 +657,14 @@ def shutdown():
     for c in list(conns):
         if c.writer is not None:
             c.send({"t": "bye", "reason": "shutdown"})
-        c.drop()                         # the reader's finally logs the player out
+        c.drop()              # the reader logs out; the writer sends bye and ends
     deadline = carbon.now() + 3.0
-    while any(c.writer is not None and c.writer.alive for c in list(conns)) or \
-            any(c.reader.alive for c in list(conns)):
-        if carbon.now() > deadline:
-            break
+    while conns and carbon.now() < deadline:
         carbon.sleep(0.01)
+    for c in list(conns):     # clients that would not take their bye in 3 s
+        for t in (c.writer, c.reader):
+            if t is not None and t.alive:
+                t.kill()
     for p in players.values():           # not expected: every reader logged out
         pending_rows[p.name] = p.row()
     final = _save_pending(True)
