@@ -8,14 +8,11 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#ifndef CARBON_PYTHON_DIR
-#define CARBON_PYTHON_DIR NULL
-#endif
 
 enum { PHASE_NONE, PHASE_RUNNING, PHASE_SHUTTING_DOWN, PHASE_FINALIZED };
 
@@ -108,7 +105,6 @@ int carbon_config_init(carbon_config *cfg)
     if (!cfg)
         return cb_embed_fail(CARBON_EINVAL, "carbon_config_init: cfg is NULL");
     memset(cfg, 0, sizeof *cfg);
-    cfg->package_dir = CARBON_PYTHON_DIR;
     cfg->guard_pages = 1;
     cfg->nested = 1;
     cfg->worker_budget_ns = 10 * 1000 * 1000;
@@ -164,12 +160,25 @@ static int copy_config(const carbon_config *cfg)
 
     g.cfg = *cfg;
     g.program_name = dup_str(cfg->program_name ? cfg->program_name : "carbon");
-    g.package_dir = dup_str(cfg->package_dir);
+    if (cfg->package_dir) {
+        g.package_dir = dup_str(cfg->package_dir);
+    } else {
+        char found[PATH_MAX];
+        if (cb_embed_package_dir_find(found, sizeof found) < 0) {
+            free_config_copy();
+            return cb_embed_fail(CARBON_EINVAL,
+                                 "carbon_init: the `scheduler` and `carbon` Python packages were not found "
+                                 "next to the library (searched from %s: carbon/python, "
+                                 "../lib/<arch>/carbon/python, ../python); set carbon_config.package_dir "
+                                 "(docs/deployment.md)", found);
+        }
+        g.package_dir = dup_str(found);
+    }
     if (cfg->module_paths)
         while (cfg->module_paths[n])
             n++;
     g.module_paths = calloc(n + 1, sizeof *g.module_paths);
-    if (!g.program_name || (cfg->package_dir && !g.package_dir) || !g.module_paths)
+    if (!g.program_name || !g.package_dir || !g.module_paths)
         goto nomem;
     for (size_t i = 0; i < n; i++)
         if (!(g.module_paths[i] = strdup(cfg->module_paths[i])))
@@ -242,6 +251,30 @@ static int sys_path_insert(Py_ssize_t index, const char *dir)
     return rc;
 }
 
+/* Imports `carbon` (and with it `scheduler`): the core's types and
+ * TaskletExit exist from here on. A failure names the directory. */
+static int import_packages(void)
+{
+    PyObject *mod = PyImport_ImportModule("carbon");
+    PyObject *type, *value, *tb;
+
+    if (mod) {
+        Py_DECREF(mod);
+        return 0;
+    }
+    PyErr_Fetch(&type, &value, &tb);
+    PyErr_NormalizeException(&type, &value, &tb);
+    PyErr_Format(PyExc_ImportError,
+                 "carbon_init: cannot import the `scheduler` and `carbon` packages from package_dir %s "
+                 "(set carbon_config.package_dir to the directory holding scheduler/ and carbon/; "
+                 "installed: <prefix>/lib/<arch>/carbon/python; see docs/deployment.md): %S",
+                 g.package_dir, value ? value : Py_None);
+    Py_XDECREF(type);
+    Py_XDECREF(value);
+    Py_XDECREF(tb);
+    return -1;
+}
+
 static int configure_python(void)
 {
     Py_ssize_t i = 0;
@@ -252,6 +285,8 @@ static int configure_python(void)
             return -1;
     if (g.package_dir && sys_path_insert(i, g.package_dir) < 0)
         return -1;
+    if (import_packages() < 0)
+        return -1;
     cb_g.use_nested = g.cfg.nested ? 1 : 0;
     if (g.cfg.stack_size) {
         rounded = cb_stack_round_size(g.cfg.stack_size);
@@ -259,11 +294,6 @@ static int configure_python(void)
     }
     if (!g.cfg.guard_pages)
         cb_stack_set_guard_budget(0);
-    /* Types and TaskletExit of the core exist from here on. */
-    PyObject *mod = PyImport_ImportModule("carbon");
-    if (!mod)
-        return -1;
-    Py_DECREF(mod);
     return 0;
 }
 

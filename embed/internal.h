@@ -42,6 +42,13 @@ int cb_embed_fail(int code, const char *fmt, ...) __attribute__((format(printf, 
  * CARBON_EPYTHON. */
 int cb_embed_fail_python(void);
 
+/* ---- locate.c: the Python packages' directory ------------------------------------- */
+
+/* Finds the directory holding the `scheduler` and `carbon` packages relative
+ * to the library (or statically linked program) and writes it to `out`;
+ * returns 0, or -1 with the directory that was searched from in `out`. */
+int cb_embed_package_dir_find(char *out, size_t size);
+
 /* ---- report.c: exceptions of game code and runtime messages -------------------------- */
 
 /* Formats the raised exception (which it clears) as a traceback; new string

@@ -152,11 +152,11 @@ static PyObject *call_on_big_stack(cb_manager *m, PyObject *fn, PyObject *const 
     call.caller = cur->run->ctx; /* stack bounds of where we come back to */
     big->call = &call;
     big->busy = 1;
-    m->switch_trap++;
+    m->runtime_trap++;
     saved = widen_budget(m->tstate, cur);
     cb_ctx_switch(&call.caller, &big->ctx, big);
     restore_budget(m->tstate, saved);
-    m->switch_trap--;
+    m->runtime_trap--;
     big->busy = 0;
     return call.result;
 }

@@ -9,9 +9,12 @@
  * its next scheduling operation, so no value is ever lost.
  */
 #include "core.h"
+#include "transfer.h"
 
 static const char BLOCK_TRAP_MSG[] = "Channel cannot block on main tasklet with block_trap set true";
 static const char DEADLOCK_MSG[] = "Deadlock: the last runnable tasklet cannot be blocked.";
+static const char NESTED_MSG[] =
+    "cannot block: this tasklet is already waiting in a blocking operation";
 static const char INVALID_MSG[] =
     "Channel object is not valid. Most likely cause being __init__ not called on base type.";
 
@@ -70,7 +73,7 @@ void cb_channel_unlink(cb_tasklet *t)
  * (re-queued at the back); not while switching is trapped. */
 static int yield_to_partner(cb_manager *m)
 {
-    if (m->switch_trap)
+    if (cb_switch_trapped(m))
         return 0;
     return cb_schedule(m, 0);
 }
@@ -146,6 +149,12 @@ static int may_block(cb_manager *m, cb_tasklet *cur)
     }
     if (cb_check_switch_allowed(m) < 0)
         return 0;
+    if (cur->busy) {
+        /* Python code (an unraisable hook, an idle hook) running inside
+         * this tasklet's own wait: a second wait would overwrite the first. */
+        PyErr_SetString(PyExc_RuntimeError, NESTED_MSG);
+        return 0;
+    }
     if (cur->is_main && m->queued == 0 && !m->idle) {
         PyErr_SetString(PyExc_RuntimeError, DEADLOCK_MSG);
         return 0;
@@ -169,6 +178,7 @@ int cb_channel_send(cb_channel *ch, PyObject *value, int is_exc)
 {
     cb_manager *m = cb_manager_get();
     cb_tasklet *cur;
+    int rc;
 
     if (!m)
         return -1;
@@ -202,7 +212,11 @@ int cb_channel_send(cb_channel *ch, PyObject *value, int is_exc)
     cur->xfer_done = 0;
     cur->blocked = 1;
     waiter_append(ch, cur, +1);
-    return wait_for_partner(m, cur, 0);
+    cur->busy++;
+    rc = wait_for_partner(m, cur, 0);
+    cur->busy--;
+    cb_release_pending(m);
+    return rc;
 }
 
 PyObject *cb_channel_receive(cb_channel *ch)
@@ -243,13 +257,20 @@ PyObject *cb_channel_receive(cb_channel *ch)
     cur->xfer_done = 0;
     cur->blocked = 1;
     waiter_append(ch, cur, -1);
-    if (wait_for_partner(m, cur, 1) < 0)
+    cur->busy++;
+    if (wait_for_partner(m, cur, 1) < 0) {
+        cur->busy--;
+        cb_release_pending(m);
         return NULL;
+    }
     value = cur->tempval;
     cur->tempval = NULL;
+    is_exc = cur->tempval_is_exc;
+    cur->busy--;
+    cb_release_pending(m); /* the value is ours now: Python code may run */
     if (!value)
         Py_RETURN_NONE;
-    return deliver(value, cur->tempval_is_exc);
+    return deliver(value, is_exc);
 }
 
 /* Kills every waiting tasklet: receivers first, then senders, in list order.

@@ -66,6 +66,8 @@ struct cb_tasklet {
     unsigned args_bound : 1;       /* was ever bound with arguments (dont_raise is fixed) */
     unsigned kill_deferred : 1;    /* queued on its manager for a deferred kill */
     int chan_dir;                  /* +1 sending, -1 receiving */
+    int busy;                      /* inside a blocking operation: Python code must
+                                      not run in it (transfer.h) */
     cb_node node;                  /* run-queue link */
     cb_manager *mgr;               /* owner; NULL once the manager is gone */
     cb_tasklet *parent;            /* who ran it last: control returns there */
@@ -123,14 +125,16 @@ struct cb_manager {
     cb_tasklet *main;              /* owned */
     cb_tasklet *current;           /* owned while it runs */
     Py_ssize_t queued;             /* tasklets in the queue, main excluded */
-    int switch_trap;
+    int switch_trap;               /* the level scheduler.switch_trap() sets */
+    int runtime_trap;              /* raised by the runtime around callbacks; Python
+                                      code cannot lower it */
     int switching;                 /* a switch is in progress */
     unsigned dying : 1;
     cb_tasklet *all;               /* every tasklet of the thread */
     cb_stack_pool pool;
-    cb_stack *stack_to_release;    /* left by a finished tasklet */
-    PyObject *decref_after_switch[5]; /* likewise: previous current, parents,
-                                         a finished tasklet's leftovers */
+    PyObject **later;              /* owned: released at the next safe point
+                                      (transfer.h) */
+    size_t nlater, later_cap;
     cb_runstate main_run;               /* the main tasklet's saved state */
     int main_plain_loop;           /* main waits in an unlimited run of its queue */
     long long deadline_ns;         /* ...or in one that stops at this time (0: none) */
@@ -230,6 +234,14 @@ int cb_block_current(cb_manager *mgr, unsigned *flag);
 /* Suspends the current (non-main) tasklet without any check; control goes
  * to its parent. */
 void cb_suspend(cb_manager *mgr);
+/* 1 if switching is trapped, by the user or by the runtime. */
+static inline int cb_switch_trapped(cb_manager *mgr)
+{
+    return mgr->switch_trap != 0 || mgr->runtime_trap != 0;
+}
+/* A started tasklet's life on its own stack: runs its callable, then finishes
+ * it (never returns). Called by transfer.c. */
+void cb_tasklet_body(cb_manager *mgr, cb_tasklet *t);
 
 /* throw / kill */
 int cb_throw(cb_tasklet *t, PyObject *exc, int pending);

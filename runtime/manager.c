@@ -2,6 +2,7 @@
  * thread-state dict; the run queue primitives; what happens at a thread's end
  * (semantics section 8 and 9). */
 #include "core.h"
+#include "transfer.h"
 
 #define MANAGER_KEY "SCHEDULE_MANAGER"
 
@@ -258,6 +259,7 @@ static void manager_finalize(PyObject *self)
         return;
     exc = cb_err_fetch();
     m->dying = 1;
+    cb_release_all(m);
     if (cb_kill_all(m) < 0)
         PyErr_WriteUnraisable(self);
     cb_err_restore(exc);
@@ -301,7 +303,7 @@ static void manager_dealloc(PyObject *self)
         n++;
     /* Releasing references runs Python code; that happens only once the
      * manager is gone. */
-    drop = PyMem_Malloc((2 * n + 6) * sizeof *drop);
+    drop = PyMem_Malloc((2 * n + 6 + m->nlater) * sizeof *drop);
     while (m->all) {
         cb_tasklet *t = m->all;
         m->all = t->mgr_next;
@@ -319,8 +321,14 @@ static void manager_dealloc(PyObject *self)
         if (drop)
             drop[ndrop++] = (PyObject *)t;
     }
-    if (m->stack_to_release)
-        cb_stack_release(&m->pool, m->stack_to_release);
+    /* What waits for a safe point is released with the rest. */
+    if (drop) {
+        for (size_t i = 0; i < m->nlater; i++)
+            drop[ndrop++] = m->later[i];
+        m->nlater = 0;
+    }
+    PyMem_Free(m->later);
+    m->later = NULL;
     cb_stack_pool_clear(&m->pool);
     cb_big_stack_free(m);
     if (m->current && drop)

@@ -1,5 +1,5 @@
-/* The _scheduler extension module: module functions (scheduler-api.md
- * section 5) and initialisation. */
+/* The _scheduler extension module: module functions (docs/scheduler.md,
+ * "Module functions") and initialisation. */
 #include "core.h"
 
 #include "carbon/scheduler.h"

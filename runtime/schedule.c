@@ -1,5 +1,5 @@
 /* Switching between tasklets and the run loops built on it: the rules of
- * scheduler-semantics.md sections 1-4, 7 and 10 live here.
+ * docs/run-order.md (the queue, yielding, run, switch, exceptions, limited runs) live here.
  *
  * Model. The running tasklet is manager->current. A tasklet gives control
  * away in one of two ways:
@@ -12,6 +12,7 @@
  * continues after the switch it made, and re-reads the state it depends on.
  */
 #include "core.h"
+#include "transfer.h"
 
 #include <time.h>
 
@@ -72,159 +73,48 @@ static void err_raise_thrown(PyObject *exc)
     Py_DECREF(exc);
 }
 
-/* ---- the switch itself ----------------------------------------------------------- */
+/* ---- switching (the mechanism is in transfer.c) ------------------------------------- */
 
-/* Runs on the new side of every switch, once interpreter state is restored. */
-static void post_switch(cb_manager *m)
+/* A tasklet chosen to run is still a valid choice after Python code ran
+ * (schedule callback, a collection during its argument tuple): alive, ours,
+ * not waiting on a channel, not the running one. */
+static int still_runnable(cb_manager *m, cb_tasklet *to)
 {
-    m->switching = 0;
-    if (m->stack_to_release) {
-        cb_stack_release(&m->pool, m->stack_to_release);
-        m->stack_to_release = NULL;
-    }
-    for (int i = 0; i < 5; i++) {
-        PyObject *o = m->decref_after_switch[i];
-        m->decref_after_switch[i] = NULL;
-        Py_XDECREF(o); /* may run Python code: we are a healthy tasklet again */
-    }
+    return to->mgr == m && to != m->current && (to->is_main || (to->alive && !to->blocked)) &&
+           (to->is_main || !to->in_loop);
 }
 
-/* An unguarded stack's lowest bytes were written: the tasklet ran past its
- * stack into its neighbour's memory. Reported, never run on. */
-static void overflow_abort(cb_tasklet *t)
-{
-    fprintf(stderr,
-            "carbon: C stack overflow in tasklet %s (unguarded stack of %zu "
-            "bytes; raise the stack size)\n",
-            t->method_name ? PyUnicode_AsUTF8(t->method_name) : "?", t->stack->size);
-    abort();
-}
-
-/* Makes `to` the running tasklet; returns when `from` is resumed (or never,
- * when `from_run` is that of a finished tasklet, no longer in `from`). The
- * caller has finished everything that may run Python code. */
-static void switch_core(cb_manager *m, cb_tasklet *from, cb_runstate *from_run, cb_tasklet *to,
-                        PyObject *decref_later, PyObject *decref_later2)
-{
-    int final = from->run == NULL;
-
-    if (m->switching)
-        Py_FatalError("carbon: tasklet switch re-entered");
-    m->switching = 1;
-    m->switches++;
-    to->times_switched_to++;
-    Py_INCREF(to);
-    m->current = to;
-    m->decref_after_switch[0] = (PyObject *)from; /* current's reference */
-    m->decref_after_switch[1] = decref_later;
-    m->decref_after_switch[2] = decref_later2;
-    if (from->stack && !from->stack->guarded && cb_stack_check(from->stack) < 0)
-        overflow_abort(from);
-    cb_pystate_switch(m->tstate, &from_run->st, &to->run->st);
-    if (final) {
-        /* Whatever the finished tasklet still held goes with its stack. */
-        m->decref_after_switch[3] = from_run->st.context;
-        m->decref_after_switch[4] = from_run->exc_state.exc_value;
-        cb_ctx_switch_final(&from_run->ctx, &to->run->ctx, NULL);
-    }
-    cb_ctx_switch(&from_run->ctx, &to->run->ctx, NULL);
-    post_switch(m);
-}
-
-static void do_switch(cb_manager *m, cb_tasklet *to)
+/* Switches to `to` after the schedule callbacks; 0 if it ran, 1 if the
+ * callbacks made it an invalid choice (nothing happened). */
+static int do_switch(cb_manager *m, cb_tasklet *to, cb_transfer *x)
 {
     cb_tasklet *from = m->current;
 
-    if (cb_g.schedule_callback || cb_g.fast_callback)
+    if (cb_g.schedule_callback || cb_g.fast_callback) {
+        Py_INCREF(to); /* the callback may drop every other reference */
         cb_call_schedule_callback(m, from, to);
-    switch_core(m, from, from->run, to, NULL, NULL);
+        if (!still_runnable(m, to) || (!to->started && !to->is_main &&
+                                       cb_transfer_prepare(m, to) < 0)) {
+            PyErr_Clear();
+            cb_release_later(m, (PyObject *)to);
+            if (x)
+                cb_transfer_drop(m, x);
+            return 1;
+        }
+        cb_release_later(m, (PyObject *)to); /* released once we are back */
+    }
+    cb_transfer_switch(m, to, x);
+    return 0;
 }
 
 /* ---- starting and finishing a tasklet --------------------------------------------- */
 
 static void finish(cb_manager *m, cb_tasklet *t, PyObject *result);
-static int prepare_start(cb_manager *m, cb_tasklet *t);
-int cb_check_switch_allowed(cb_manager *m);
 
-static void prefetch_resume(const cb_tasklet *t)
+void cb_tasklet_body(cb_manager *m, cb_tasklet *t)
 {
-    const cb_runstate *run;
-    const char *sp = NULL;
-
-    if (!t)
-        return;
-    __builtin_prefetch(t);
-    __builtin_prefetch((const char *)t + 64);
-    __builtin_prefetch((const char *)t + 128);
-    run = t->run;
-    if (!run)
-        return;
-    __builtin_prefetch(run);
-    __builtin_prefetch((const char *)run + 64);
-#ifndef CB_SWITCH_UCONTEXT
-    sp = run->ctx.sp;
-#endif
-    if (sp)
-        for (int i = 0; i < 1024; i += 64)
-            __builtin_prefetch(sp + i);
-    if (run->st.datastack_top)
-        for (int i = 1; i <= 4; i++)
-            __builtin_prefetch((const char *)run->st.datastack_top - 64 * i);
-}
-
-/* A tasklet gives control back to the main tasklet, which waits in a plain
- * run of its queue: all main would do is take the next queued tasklet and
- * switch to it. Do that on main's behalf, bookkeeping included, and save a
- * switch. Returns the tasklet to run (possibly `cur` itself), or NULL when
- * main must wake up: callbacks to call, something to raise or kill, or
- * nothing queued. No Python code runs here. */
-static cb_tasklet *handoff(cb_manager *m, cb_tasklet *cur, PyObject **old_parent)
-{
-    cb_tasklet *main = m->main;
-    cb_tasklet *n;
-
-    if (!m->main_plain_loop || cb_g.schedule_callback || cb_g.fast_callback ||
-        m->deferred_kills || main->pending_exc || main->child_exc || m->switch_trap ||
-        cb_is_finalizing() || (m->deadline_ns && cb_monotonic_ns() >= m->deadline_ns))
-        return NULL;
-    n = cb_queue_first(m);
-    if (!n || (n != cur && n->in_loop))
-        return NULL;
-    if (!n->started && prepare_start(m, n) < 0) {
-        PyErr_Clear(); /* main will try again and raise it */
-        return NULL;
-    }
-    /* The tasklet after n runs next: start fetching what resuming it reads
-     * (its object, the top of its C stack, its newest frames) while n runs. */
-    prefetch_resume(cb_queue_next_of(m, n));
-    /* What main's run_child() and loop would have counted. */
-    main->times_switched_to++;
-    m->switches++;
-    m->completed++;
-    *old_parent = NULL;
-    if (n->parent != main) {
-        *old_parent = (PyObject *)n->parent;
-        n->parent = (cb_tasklet *)Py_NewRef(main);
-    }
-    return n;
-}
-
-static void tasklet_entry(void *arg)
-{
-    cb_manager *m = cb_manager_peek();
-    cb_tasklet *t;
     PyObject *result = NULL;
-#ifndef CB_PY313
-    _PyCFrame cframe; /* lives as long as the tasklet */
-#endif
 
-    (void)arg;
-    cb_ctx_entered();
-    t = m->current;
-#ifndef CB_PY313
-    cb_pystate_boot(m->tstate, &t->run->st, &cframe);
-#endif
-    post_switch(m);
     t->start_time = cb_monotonic_ns();
     if (t->pending_exc) {
         /* Thrown before it ever ran: raised inside it, as Stackless does. */
@@ -260,10 +150,9 @@ static cb_tasklet *return_target(cb_manager *m, cb_tasklet *t)
 
 static void finish(cb_manager *m, cb_tasklet *t, PyObject *result)
 {
-    PyObject *exc = NULL, *next_old_parent = NULL;
+    PyObject *exc = NULL;
     cb_tasklet *target;
-    cb_tasklet *parent;
-    cb_runstate *run;
+    cb_transfer x = CB_TRANSFER_INIT;
 
     if (result) {
         Py_DECREF(result);
@@ -283,62 +172,32 @@ static void finish(cb_manager *m, cb_tasklet *t, PyObject *result)
     Py_CLEAR(m->tstate->context);
     if (exc && m->deadline_ns) /* only deadline runs report who failed */
         Py_XSETREF(m->last_failed, (cb_tasklet *)Py_NewRef(t));
+    cb_release_pending(m);
     target = return_target(m, t);
     if (cb_g.schedule_callback || cb_g.fast_callback)
         cb_call_schedule_callback(m, t, target);
     target = return_target(m, t);
 
-    /* From here on nothing may run Python code. */
+    /* From here on nothing may run Python code: what is replaced is
+     * released after the switch. */
     t->alive = 0;
     t->paused = 0;
     if (t->node.next) {
         cb_queue_unlink(m, t);
         Py_DECREF(t); /* the queue's; current still holds one */
     }
-    if (exc)
-        Py_XSETREF(target->child_exc, exc);
-    parent = t->parent; /* released after the switch: it may be `target` */
+    if (exc) {
+        cb_transfer_hold(&x, target->child_exc);
+        target->child_exc = exc;
+    }
+    cb_transfer_hold(&x, (PyObject *)t->parent); /* it may be `target` */
     t->parent = NULL;
     if (target == m->main && !exc) {
-        cb_tasklet *next = handoff(m, t, &next_old_parent);
+        cb_tasklet *next = cb_transfer_handoff(m, t, &x);
         if (next)
             target = next;
     }
-    m->stack_to_release = t->stack;
-    t->stack = NULL;
-    t->started = 0;
-    run = t->run; /* inside the stack: valid until the next tasklet releases it */
-    t->run = NULL;
-    cb_pystate_finish(m->tstate, &run->st);
-    switch_core(m, t, run, target, (PyObject *)parent, next_old_parent);
-}
-
-/* The run state goes at the bottom of the frame region, the root frame
- * chunk right after it. */
-#define RUN_BYTES ((sizeof(cb_runstate) + 15) & ~(size_t)15)
-
-static int prepare_start(cb_manager *m, cb_tasklet *t)
-{
-    cb_stack *stack = cb_stack_acquire(&m->pool);
-    cb_runstate *run;
-
-    if (!stack) {
-        PyErr_SetString(PyExc_MemoryError, "cannot allocate a tasklet stack");
-        return -1;
-    }
-    run = (cb_runstate *)stack->top;
-    cb_pystate_init_new(&run->st, stack->top + RUN_BYTES,
-                        (size_t)(cb_stack_frames_end(stack) - stack->top) - RUN_BYTES,
-                        stack->size, &run->exc_state);
-    if (cb_ctx_make(&run->ctx, stack->lo, (size_t)(stack->top - stack->lo), tasklet_entry) < 0) {
-        cb_stack_release(&m->pool, stack);
-        PyErr_SetString(PyExc_MemoryError, "cannot create a tasklet context");
-        return -1;
-    }
-    t->stack = stack;
-    t->run = run;
-    t->started = 1;
-    return 0;
+    cb_transfer_final(m, t, target, &x);
 }
 
 /* ---- resuming ------------------------------------------------------------------------ */
@@ -374,7 +233,7 @@ int cb_raise_deferred(cb_tasklet *cur)
 
 int cb_check_switch_allowed(cb_manager *m)
 {
-    if (m->switch_trap) {
+    if (cb_switch_trapped(m)) {
         PyErr_SetString(PyExc_RuntimeError,
                         "Cannot schedule when scheduler switch_trap level is non-zero");
         return -1;
@@ -391,15 +250,17 @@ int cb_check_switch_allowed(cb_manager *m)
 static int run_child(cb_manager *m, cb_tasklet *c)
 {
     cb_tasklet *p = m->current;
+    cb_transfer x = CB_TRANSFER_INIT;
 
-    if (!c->started && !c->is_main && prepare_start(m, c) < 0)
+    if (!c->started && !c->is_main && cb_transfer_prepare(m, c) < 0)
         return -1;
-    Py_INCREF(p);
-    Py_XSETREF(c->parent, p);
+    cb_transfer_hold(&x, (PyObject *)c->parent); /* may be the last reference to it */
+    c->parent = (cb_tasklet *)Py_NewRef(p);
     p->in_loop = 1;
-    do_switch(m, c);
+    if (do_switch(m, c, &x) == 0)
+        m->completed++;
     p->in_loop = 0;
-    m->completed++;
+    cb_release_pending(m);
     return resume_check(p);
 }
 
@@ -408,20 +269,25 @@ void cb_suspend(cb_manager *m)
     cb_tasklet *cur = m->current;
     cb_tasklet *to = return_target(m, cur);
     cb_tasklet *next;
-    PyObject *old_parent;
+    cb_transfer x = CB_TRANSFER_INIT;
 
-    if (to == m->main && (next = handoff(m, cur, &old_parent)) != NULL) {
+    if (to == m->main && (next = cb_transfer_handoff(m, cur, &x)) != NULL) {
         if (next == cur) {
             /* Main would have switched straight back to us. */
             cur->times_switched_to++;
             m->switches++;
-            Py_XDECREF(old_parent);
-            return;
+            cb_transfer_drop(m, &x);
+        } else {
+            cb_transfer_switch(m, next, &x);
         }
-        switch_core(m, cur, cur->run, next, old_parent, NULL);
-        return;
+    } else {
+        if (cb_g.schedule_callback || cb_g.fast_callback) {
+            cb_call_schedule_callback(m, cur, to);
+            to = return_target(m, cur); /* main, or a parent still in its loop */
+        }
+        cb_transfer_switch(m, to, &x);
     }
-    do_switch(m, to);
+    cb_release_pending(m);
 }
 
 /* ---- run loops --------------------------------------------------------------------------- */
@@ -591,7 +457,8 @@ static int switch_to_main(cb_manager *m, int stay_queued)
         Py_DECREF(cur);
         cur->paused = 1;
     }
-    do_switch(m, m->main);
+    do_switch(m, m->main, NULL);
+    cb_release_pending(m);
     return resume_check(cur);
 }
 
@@ -698,6 +565,8 @@ static int flag_set(void *arg)
     return *(unsigned *)arg != 0;
 }
 
+static int block_current(cb_manager *m, cb_tasklet *cur, unsigned *flag);
+
 int cb_block_current(cb_manager *m, unsigned *flag)
 {
     cb_tasklet *cur = m->current;
@@ -705,6 +574,22 @@ int cb_block_current(cb_manager *m, unsigned *flag)
 
     if (cb_raise_deferred(cur) < 0 || cb_check_switch_allowed(m) < 0)
         return -1;
+    if (cur->busy) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "cannot block: this tasklet is already waiting in a blocking operation");
+        return -1;
+    }
+    cur->busy++;
+    r = block_current(m, cur, flag);
+    cur->busy--;
+    cb_release_pending(m);
+    return r;
+}
+
+static int block_current(cb_manager *m, cb_tasklet *cur, unsigned *flag)
+{
+    int r;
+
     if (cur->is_main) {
         r = cb_run_until(m, flag_set, flag);
         if (r < 0)

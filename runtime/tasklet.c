@@ -1,5 +1,5 @@
 /* The tasklet type: construction, binding, the Python methods and attributes
- * (scheduler-api.md section 2), and its lifetime: a suspended tasklet that
+ * (docs/scheduler.md, "tasklet"), and its lifetime: a suspended tasklet that
  * loses its last reference is killed, so its finally blocks run. */
 #include "core.h"
 
@@ -175,7 +175,7 @@ static void tasklet_finalize(PyObject *self)
     if (!cb_tasklet_needs_unwind(t) || t->kill_deferred)
         return;
     saved = cb_err_fetch();
-    if (m != cb_manager_peek() || m->switch_trap || m->switching) {
+    if (m != cb_manager_peek() || cb_switch_trapped(m) || m->switching) {
         /* Resurrected by the deferred-kill list until its thread kills it. */
         t->kill_deferred = 1;
         t->kill_next = m->deferred_kills;

@@ -1,5 +1,5 @@
 /* scheduler.CallableWrapper: what a tasklet with dont_raise runs instead of
- * its callable (scheduler-api.md section 2.4). */
+ * its callable (docs/scheduler.md, "Helpers in the package"). */
 #include "core.h"
 
 typedef struct {

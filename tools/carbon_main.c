@@ -29,20 +29,32 @@ static int is_dir(const char *path)
     return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
-/* build/bin/carbon finds build/python beside it; else the configured path. */
+#ifndef CARBON_REL_PYTHONDIR
+#define CARBON_REL_PYTHONDIR "../lib/carbon/python"
+#endif
+
+/* The packages are found beside the program, never at a path baked in at
+ * build time: <bindir>/../python in the build tree, <bindir>/CARBON_REL_PYTHONDIR
+ * (../lib/<arch>/carbon/python) once installed. */
 static void add_package_path(void)
 {
-    char exe[PATH_MAX], dir[PATH_MAX + 16], path[2 * PATH_MAX];
-    const char *pkg = CARBON_PYTHON_DIR;
+    static const char *const rel[] = {"../python", CARBON_REL_PYTHONDIR};
+    char exe[PATH_MAX], dir[PATH_MAX + 64], path[2 * PATH_MAX];
+    const char *pkg = NULL;
     const char *old = getenv("PYTHONPATH");
     ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
 
-    if (n > 0) {
-        exe[n] = '\0';
-        snprintf(dir, sizeof dir, "%s/../python", dirname(exe));
+    if (n <= 0)
+        return;
+    exe[n] = '\0';
+    dirname(exe);
+    for (size_t i = 0; i < sizeof rel / sizeof rel[0] && !pkg; i++) {
+        snprintf(dir, sizeof dir, "%s/%s", exe, rel[i]);
         if (is_dir(dir))
             pkg = dir;
     }
+    if (!pkg)
+        return;
     if (old && *old)
         snprintf(path, sizeof path, "%s:%s", pkg, old);
     else

@@ -31,9 +31,31 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* ---- version ------------------------------------------------------------------ */
+
+#define CARBON_VERSION_MAJOR 0
+#define CARBON_VERSION_MINOR 2
+#define CARBON_VERSION_PATCH 0
+#define CARBON_VERSION_STRING "0.2.0"
+/* major * 10000 + minor * 100 + patch, for #if comparisons. */
+#define CARBON_VERSION_NUMBER (CARBON_VERSION_MAJOR * 10000 + CARBON_VERSION_MINOR * 100 + CARBON_VERSION_PATCH)
+
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+/* Every function declared here is exported from libcarbon.so; the rest of
+ * the library is hidden. */
+#if defined(__GNUC__)
+#pragma GCC visibility push(default)
+#endif
+
+/* The library's version, which may differ from the header's
+ * (CARBON_VERSION_STRING) when a program runs against a newer libcarbon.so,
+ * and the CPython it was built for: "0.2.0 (Python 3.11)". Static text;
+ * callable at any time from any thread. Fills *number (may be NULL) with the
+ * library's CARBON_VERSION_NUMBER. */
+const char *carbon_version(int *number);
 
 /* ---- status codes ----------------------------------------------------------- */
 
@@ -72,8 +94,11 @@ typedef void (*carbon_error_fn)(void *userdata, const char *tasklet, const char 
 typedef struct carbon_config {
     const char *program_name;        /* sys.executable name; NULL: "carbon" */
     const char *const *module_paths; /* NULL-terminated, put in front of sys.path; may be NULL */
-    const char *package_dir;         /* directory holding the `scheduler` package
-                                        (default: this build's python/ dir); NULL: none */
+    const char *package_dir;         /* directory holding the `scheduler` and `carbon`
+                                        packages; NULL (default): found from where the
+                                        library (or the program linking it statically)
+                                        is, see docs/deployment.md; carbon_init fails if
+                                        they cannot be imported */
     size_t stack_size;               /* tasklet C stack bytes; 0: default (256 KiB,
                                         1 MiB on Python 3.11) */
     int guard_pages;                 /* 1 (default): guard page under each stack while the
@@ -160,6 +185,10 @@ int carbon_worker_stop(carbon_worker *w);
  * host thread's tasklets do not run meanwhile: stop first unless the worker
  * ends by itself. */
 int carbon_worker_join(carbon_worker *w);
+
+#if defined(__GNUC__)
+#pragma GCC visibility pop
+#endif
 
 #ifdef __cplusplus
 }

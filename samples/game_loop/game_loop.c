@@ -1,6 +1,7 @@
 /* game_loop: a C host running game logic as tasklets at a fixed 60 Hz.
  *
  *   game_loop [--frames N] [--entities N] [--budget-ms MS] [--script-dir DIR]
+ *             [--package-dir DIR]
  *
  * Each frame calls carbon_tick() with a time budget, then sleeps until the
  * next frame boundary (a real engine would render here). game.py spawns the
@@ -66,7 +67,8 @@ static void row(const char *name, long long *v, int n, double scale, const char 
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: game_loop [--frames N] [--entities N] [--budget-ms MS] [--script-dir DIR]\n");
+    fprintf(stderr, "usage: game_loop [--frames N] [--entities N] [--budget-ms MS] [--script-dir DIR]\n"
+                    "                 [--package-dir DIR]\n");
     exit(2);
 }
 
@@ -75,6 +77,7 @@ int main(int argc, char **argv)
     int frames = 240, entities = 300;
     double budget_ms = 4.0;
     const char *dir = GAME_LOOP_DIR;
+    const char *package_dir = NULL; /* NULL: found next to libcarbon */
     const char *paths[2];
     char code[128];
     carbon_config cfg;
@@ -94,6 +97,8 @@ int main(int argc, char **argv)
             budget_ms = atof(argv[++i]);
         else if (!strcmp(argv[i], "--script-dir"))
             dir = argv[++i];
+        else if (!strcmp(argv[i], "--package-dir"))
+            package_dir = argv[++i];
         else
             usage();
     }
@@ -111,6 +116,7 @@ int main(int argc, char **argv)
     paths[1] = NULL;
     cfg.module_paths = paths;
     cfg.program_name = argv[0];
+    cfg.package_dir = package_dir;
     if ((rc = carbon_init(&cfg)) != CARBON_OK) {
         fprintf(stderr, "carbon_init: %s: %s\n", carbon_strerror(rc), carbon_last_error());
         return 1;

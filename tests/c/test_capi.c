@@ -1,4 +1,4 @@
-/* The scheduler._C_API capsule (scheduler-api.md section 7), driven from C
+/* The scheduler._C_API capsule (docs/scheduler.md "C API"), driven from C
  * as an embedding application or extension module would: every function of
  * SchedulerCAPI, its semantics and its reference-counting rules.
  *

@@ -1,6 +1,6 @@
-"""Helpers for the scheduler-semantics test suite (tests/python/test_sem_*.py).
+"""Helpers for the semantics test suite (tests/python/test_sem_*.py).
 
-The example programs of docs scheduler-semantics.md live in examples/<name>.py (the
+The example programs (with the outputs the reference verified) live in examples/<name>.py (the
 program as the reference ran it: without the "# <name>.py" header line, which keeps the
 traceback line numbers of s14_dontraise.py right).  Their expected output is in
 examples/<name>.out, or examples/<name>.<arg>.out for examples run with an argument.

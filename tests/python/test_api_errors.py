@@ -1,4 +1,4 @@
-"""Every error of scheduler-api.md, with its exact type and message, plus the
+"""Every error of docs/scheduler.md, with its exact type and message, plus the
 layout facts of section 1 and the helpers of section 6.
 
 Where the spec marks a reference bug, the behaviour the spec asks for is

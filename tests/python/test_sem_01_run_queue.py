@@ -1,4 +1,4 @@
-"""scheduler-semantics.md section 1: the run queue."""
+"""docs/run-order.md "The queue": the run queue."""
 import gc
 import sys
 import unittest

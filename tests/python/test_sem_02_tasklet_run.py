@@ -1,4 +1,4 @@
-"""scheduler-semantics.md section 2: scheduler.run() vs tasklet.run(), nested vs flat mode."""
+"""docs/run-order.md "tasklet.run(): nested and flat mode": scheduler.run() vs tasklet.run(), nested vs flat mode."""
 import unittest
 
 import scheduler as s

@@ -1,4 +1,4 @@
-"""scheduler-semantics.md section 3: switch()."""
+"""docs/run-order.md "tasklet.switch()": switch()."""
 import unittest
 
 import scheduler as s

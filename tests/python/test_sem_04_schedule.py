@@ -1,4 +1,4 @@
-"""scheduler-semantics.md section 4: schedule(), schedule_remove(), yielding on the main tasklet."""
+"""docs/run-order.md "Yielding, and the main tasklet": schedule(), schedule_remove(), yielding on the main tasklet."""
 import unittest
 
 import scheduler as s

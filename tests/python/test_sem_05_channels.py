@@ -1,4 +1,4 @@
-"""scheduler-semantics.md section 5: channels (transfer, preference, balance, closing)."""
+"""docs/run-order.md "Channels": channels (transfer, preference, balance, closing)."""
 import gc
 import unittest
 import weakref

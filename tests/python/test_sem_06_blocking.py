@@ -1,4 +1,4 @@
-"""scheduler-semantics.md section 6: blocking the main tasklet, block_trap, switch_trap."""
+"""docs/run-order.md "The main tasklet blocking": blocking the main tasklet, block_trap, switch_trap."""
 import unittest
 
 import scheduler as s

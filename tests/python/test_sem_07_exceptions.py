@@ -1,4 +1,4 @@
-"""scheduler-semantics.md section 7: exceptions, throw, kill, dont_raise."""
+"""docs/run-order.md "Exceptions, throw and kill": exceptions, throw, kill, dont_raise."""
 import io
 import sys
 import unittest

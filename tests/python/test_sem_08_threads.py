@@ -1,4 +1,4 @@
-"""scheduler-semantics.md section 8: threads."""
+"""docs/design.md "Threads": threads."""
 import threading
 import time
 import unittest

@@ -1,4 +1,4 @@
-"""scheduler-semantics.md section 9: lifetime and reference counts."""
+"""docs/design.md "Lifetime": lifetime and reference counts."""
 import gc
 import sys
 import unittest

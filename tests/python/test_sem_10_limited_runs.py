@@ -1,4 +1,4 @@
-"""scheduler-semantics.md section 10: limited runs (run_n_tasklets, RunWithTimeout) and statistics."""
+"""docs/run-order.md "Limited runs": limited runs (run_n_tasklets, RunWithTimeout) and statistics."""
 import re
 import time
 import unittest

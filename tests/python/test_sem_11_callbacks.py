@@ -1,4 +1,4 @@
-"""scheduler-semantics.md section 11: schedule and channel callbacks."""
+"""docs/run-order.md "Callbacks": schedule and channel callbacks."""
 import sys
 import unittest
 

@@ -19,6 +19,16 @@ def rss_bytes():
         return int(f.read().split()[1]) * PAGE
 
 
+def pte_bytes():
+    """Page tables of this process (VmPTE): a tasklet whose stack top sits
+    alone in its 2 MiB span also costs a page-table page share."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmPTE:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
 def peak_rss_bytes():
     with open("/proc/self/status") as f:
         for line in f:

@@ -34,6 +34,7 @@ TIMED = {
 }
 MEMORY = {"mem10k": 10_000, "mem100k": 100_000, "mem1m": 1_000_000}
 MEMORY_IMPLS = ("ours", "greenlet", "asyncio")
+MEM_PER_TASKLET_LIMIT = 2048  # bytes of RSS + VmPTE per blocked tasklet (issue 8)
 C_BENCHES = ("switch", "tick")
 
 # Targets: workload id -> max ratio ours/greenlet (issue 5).
@@ -268,6 +269,10 @@ def run_memory(res, python, build, names, avail, cfg):
                 per = (r["rss_blocked"] - r["rss_before"]) / n
                 ok = r["finished"] == n and r["blocked"] == n and r["runcount_after"] == 1
                 res.add(name + ".rss", impl, [per], "B")
+                if "pte_blocked" in r:
+                    pte = (r["pte_blocked"] - r["pte_before"]) / n
+                    res.add(name + ".pte", impl, [pte], "B")
+                    res.add(name + ".mem", impl, [per + pte], "B")
                 res.add(name + ".create", impl, [r["create_s"] / n * 1e9], "ns")
                 res.add(name + ".finish", impl, [r["finish_s"] / n * 1e9], "ns")
                 res.add(name + ".total", impl, [float(r["rss_blocked"])], "B")
@@ -393,6 +398,8 @@ def row_specs():
     for name, n in MEMORY.items():
         k = {10_000: "10k", 100_000: "100k", 1_000_000: "1M"}[n]
         rows.append((name + ".rss", "%s blocked: RSS per tasklet" % k, "greenlet"))
+        rows.append((name + ".pte", "%s blocked: page tables (VmPTE) per tasklet" % k, "greenlet"))
+        rows.append((name + ".mem", "%s blocked: RSS + page tables per tasklet" % k, "greenlet"))
         rows.append((name + ".create", "%s blocked: create and block, per tasklet" % k, "greenlet"))
         rows.append((name + ".finish", "%s blocked: unblock and finish, per tasklet" % k, "greenlet"))
         if n == 1_000_000:
@@ -440,7 +447,7 @@ def table(res, meta):
         asy = res.median(wid, "asyncio") if rid == wid else None
         if ours is None and base is None and (wid, "ours") not in res.errors:
             continue
-        fmt = fmt_bytes if wid.endswith((".rss", ".total")) else fmt_time
+        fmt = fmt_bytes if wid.endswith((".rss", ".pte", ".mem", ".total")) else fmt_time
         cells = []
         for impl, v in (("ours", ours), (base_impl, base), ("asyncio", asy)):
             if v is not None:
@@ -454,7 +461,13 @@ def table(res, meta):
         ratio = ours / base if ours is not None and base else None
         target = TARGETS.get(rid)
         tgt_cell, met = "", ""
-        if wid == "mem1m.total":
+        if wid.endswith(".mem"):
+            # Issue 8: a blocked tasklet costs at most 2 KiB of RSS + page tables.
+            tgt_cell = "≤ 2 KiB"
+            if ours is not None:
+                met = "yes" if ours <= MEM_PER_TASKLET_LIMIT else "**no**"
+                verdicts.append((label, met))
+        elif wid == "mem1m.total":
             tgt_cell = "≤ 4.5 GiB"
             if ours is not None:
                 fin = res.extra.get(("mem1m.rss", "ours"), {}).get("all_finished")
@@ -573,7 +586,7 @@ def compare_table(paths):
         if rid != wid and not rid.startswith("switch@"):
             continue
         impl = rid.split("@")[1] if rid.startswith("switch@") else "ours"
-        fmt = fmt_bytes if wid.endswith((".rss", ".total")) else fmt_time
+        fmt = fmt_bytes if wid.endswith((".rss", ".pte", ".mem", ".total")) else fmt_time
         ours = [r.median(wid, impl) for r, _ in runs]
         asy = [r.median(wid, "asyncio") for r, _ in runs]
         if all(v is None for v in ours):

@@ -6,7 +6,7 @@ schedule() is `await asyncio.sleep(0)`; spawning is loop.create_task().
 """
 import asyncio
 
-from common import clock, rss_bytes, settle
+from common import clock, pte_bytes, rss_bytes, settle
 
 IMPL = "asyncio"
 
@@ -200,12 +200,14 @@ def memory(n):
     q = asyncio.Queue()
     settle()
     r0 = rss_bytes()
+    p0 = pte_bytes()
     t = clock()
     tasks = [loop.create_task(f1(q)) for _ in range(n)]
     go(_tick())
     t_create = clock() - t
     settle()
     r1 = rss_bytes()
+    p1 = pte_bytes()
     blocked = sum(1 for x in tasks if not x.done())
     t = clock()
     for i in range(n):
@@ -214,7 +216,7 @@ def memory(n):
     t_finish = clock() - t
     del tasks
     return {
-        "rss_before": r0, "rss_blocked": r1, "blocked": blocked,
+        "rss_before": r0, "rss_blocked": r1, "pte_before": p0, "pte_blocked": p1, "blocked": blocked,
         "create_s": t_create, "finish_s": t_finish, "finished": done[0],
         "runcount_after": len(asyncio.all_tasks(loop)) + 1,
     }

@@ -12,7 +12,7 @@ from collections import deque
 
 import greenlet
 
-from common import clock, rss_bytes, settle
+from common import clock, pte_bytes, rss_bytes, settle
 
 IMPL = "greenlet"
 
@@ -327,6 +327,7 @@ def memory(n):
 
     settle()
     r0 = rss_bytes()
+    p0 = pte_bytes()
     t = clock()
     for _ in range(n):
         spawn(f1)
@@ -334,6 +335,7 @@ def memory(n):
     t_create = clock() - t
     settle()
     r1 = rss_bytes()
+    p1 = pte_bytes()
     blocked = -c.balance
     c.preference = 1
     t = clock()
@@ -342,7 +344,7 @@ def memory(n):
     run_()
     t_finish = clock() - t
     return {
-        "rss_before": r0, "rss_blocked": r1, "blocked": blocked,
+        "rss_before": r0, "rss_blocked": r1, "pte_before": p0, "pte_blocked": p1, "blocked": blocked,
         "create_s": t_create, "finish_s": t_finish, "finished": done[0],
         "runcount_after": len(q) + 1,
     }

@@ -5,7 +5,7 @@ PYTHONPATH. Default run-order mode (nested), default stack size.
 """
 import scheduler as s
 
-from common import clock, rss_bytes, settle
+from common import clock, pte_bytes, rss_bytes, settle
 
 IMPL = "ours"
 
@@ -220,6 +220,7 @@ def memory(n):
 
     settle()
     r0 = rss_bytes()
+    p0 = pte_bytes()
     t = clock()
     for _ in range(n):
         s.tasklet(f1)()
@@ -227,6 +228,7 @@ def memory(n):
     t_create = clock() - t
     settle()
     r1 = rss_bytes()
+    p1 = pte_bytes()
     blocked = -c.balance
     stats = dict(s.get_stack_stats())
     c.preference = 1  # the sender (main) keeps going; receivers are queued
@@ -236,7 +238,7 @@ def memory(n):
     s.run()
     t_finish = clock() - t
     return {
-        "rss_before": r0, "rss_blocked": r1, "blocked": blocked,
+        "rss_before": r0, "rss_blocked": r1, "pte_before": p0, "pte_blocked": p1, "blocked": blocked,
         "create_s": t_create, "finish_s": t_finish, "finished": done[0],
         "runcount_after": s.getruncount(), "stack_stats": stats,
     }
