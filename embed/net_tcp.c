@@ -190,6 +190,19 @@ static void wake_slot(cb_net_wait **slot, int status)
     }
 }
 
+/* libuv reports a hang-up right after a short read as EOF even when it
+ * was a reset (its POLLHUP shortcut): the socket still holds the error. */
+static int pending_error(uv_stream_t *st)
+{
+    uv_os_fd_t fd;
+    int err = 0;
+    socklen_t len = sizeof err;
+
+    if (uv_fileno((uv_handle_t *)st, &fd) < 0 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+        return 0;
+    return err == ECONNRESET ? UV_ECONNRESET : 0;
+}
+
 static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 {
     StreamObject *s = (StreamObject *)((tcp_h *)st)->obj;
@@ -213,9 +226,10 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
         return; /* EAGAIN */
     } else {
         if (nread == UV_EOF)
-            s->eof = 1;
+            s->rerr = pending_error(st);
         else
             s->rerr = (int)nread;
+        s->eof = s->rerr == 0;
         stop_reading(s);
     }
     if (s->reader && (s->eof || s->rerr || line || buffered(s) >= s->need))

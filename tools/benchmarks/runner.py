@@ -518,7 +518,8 @@ def parse(argv):
     ap.add_argument("--no-build", action="store_true", help="never build, fail instead")
     ap.add_argument("--only", help="comma-separated workload names or prefixes "
                     "(pingpong, sched10, sched1000, spawn_main, spawn_tasklet, fanin, gameloop, "
-                    "mem10k, mem100k, mem1m, switch, tick; 'timed', 'memory', 'c')")
+                    "mem10k, mem100k, mem1m, switch, tick; 'timed', 'memory', 'c'; "
+                    "'net': the echo servers of docs/performance.md, only when named)")
     ap.add_argument("--impl", help="comma-separated implementations (ours, greenlet, greenlet-chan, asyncio)")
     ap.add_argument("--reps", type=int, help="processes per (workload, implementation)")
     ap.add_argument("--json", metavar="FILE", help="write the JSON lines to FILE instead of stdout")
@@ -643,6 +644,21 @@ def main(argv=None):
     if args.compare:
         sys.stdout.write(compare_table(args.compare) + "\n")
         return 0
+    if args.only and "net" in [t.strip() for t in args.only.split(",")]:
+        # The network servers (issue 11): their own table (netbench.py).
+        import netbench
+        _, build = resolve(args)
+        cmake = ["cmake", "--build", build, "--target", "net_loadgen", "carbon", "-j2"]
+        subprocess.run(cmake, check=True, stdout=subprocess.DEVNULL)
+        _, text = netbench.main(build, quick=args.quick, reps=args.reps)
+        sys.stdout.write("\n" + text + "\n")
+        if args.markdown:
+            with open(args.markdown, "w") as f:
+                f.write(text + "\n")
+        rest = [t for t in args.only.split(",") if t.strip() != "net"]
+        if not rest:
+            return 0
+        args.only = ",".join(rest)
     if args.load:
         res, meta = load_results(args.load)
     else:

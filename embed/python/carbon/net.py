@@ -112,8 +112,24 @@ class Server:
 def _handle(handler, stream):
     try:
         handler(stream)
+    except (ConnectionResetError, BrokenPipeError):
+        pass  # the peer went away: routine for a server, not reported
+    except Exception:  # reported; the server and the other connections go on
+        _report(handler, stream)
     finally:
         stream.close()
+
+
+def _report(handler, stream):
+    import sys
+    import traceback
+    try:
+        peer = stream.peername
+    except OSError:
+        peer = "?"
+    sys.stderr.write("carbon.net: exception in handler %r for %r:\n" % (
+        getattr(handler, "__qualname__", handler), peer))
+    traceback.print_exc()
 
 
 def listen(host, port, handler=None, backlog=128):
