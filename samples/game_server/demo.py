@@ -81,6 +81,9 @@ def main():
              s["over_budget"], s["frames"]))
     print("tick CPU time    p50 %.2f ms, p99 %.2f ms, max %.2f ms (the host thread's own CPU time in the tick)"
           % (s["cpu_p50_ms"], s["cpu_p99_ms"], s["cpu_max_ms"]))
+    print("run-queue wait   p50 %.2f ms, p99 %.2f ms of the tick waiting for a CPU (other processes); "
+          "tick without it p50 %.2f ms, p99 %.2f ms"
+          % (s["runq_wait_p50_ms"], s["runq_wait_p99_ms"], s["unqueued_p50_ms"], s["unqueued_p99_ms"]))
     print("live tasklets    %d at peak (%d players)" % (peak["tasklets"], peak["players"]))
     print("RSS              %.1f MiB at peak (RSS + page tables)" % (peak["rss_kib"] / 1024))
     print("server exit      %d (SIGINT: every player saved)" % code)

@@ -12,9 +12,12 @@
  * Exit code 0 after a clean shutdown. The summary line at exit:
  *   game_server: summary frames=N late=N budget_ms=X tick_p50_ms=X tick_p99_ms=X
  *                tick_max_ms=X over_budget=N cpu_p50_ms=X cpu_p99_ms=X cpu_max_ms=X
+ *                runq_wait_p50_ms=X runq_wait_p99_ms=X unqueued_p50_ms=X unqueued_p99_ms=X
  *                tasklets=N rss_kib=N
- * (tick_*: wall time of carbon_tick; cpu_*: the host thread's CPU time in it,
- * which leaves out other processes and GIL waits on a loaded machine). */
+ * (tick_*: wall time of carbon_tick; cpu_*: the host thread's CPU time in it;
+ * runq_wait_*: time in it the thread was runnable but had no CPU - on a
+ * loaded machine, most of the difference; unqueued_*: wall minus that wait,
+ * the tick's time on a machine with a CPU free for it). */
 #define _POSIX_C_SOURCE 200809L
 #include <carbon/carbon.h>
 
@@ -23,8 +26,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 #ifndef GAME_SERVER_DIR
 #define GAME_SERVER_DIR "."
@@ -71,6 +76,23 @@ static long long pct(const long long *sorted, size_t n, double p)
     return sorted[i];
 }
 
+/* Nanoseconds this thread has waited for a CPU while runnable (the run
+ * queue), from /proc/thread-self/schedstat; -1 if unavailable. On a loaded
+ * machine it is what separates a tick's wall time from its CPU time. */
+static long long runq_wait_ns(int fd)
+{
+    char buf[128];
+    unsigned long long run, wait;
+    ssize_t n;
+
+    if (fd < 0 || (n = pread(fd, buf, sizeof buf - 1, 0)) <= 0)
+        return -1;
+    buf[n] = 0;
+    if (sscanf(buf, "%llu %llu", &run, &wait) != 2)
+        return -1;
+    return (long long)wait;
+}
+
 /* Resident memory plus page tables, KiB (the project's memory measure). */
 static long rss_kib(void)
 {
@@ -109,7 +131,8 @@ int main(int argc, char **argv)
     carbon_stats st;
     struct sigaction sa;
     struct rlimit rl;
-    long long *ticks = NULL, *cpu = NULL, next, period, started, over = 0;
+    long long *ticks = NULL, *cpu = NULL, *waits = NULL, *own = NULL, next, period, started, over = 0;
+    int schedstat = open("/proc/thread-self/schedstat", O_RDONLY | O_CLOEXEC);
     size_t nticks = 0, cap = 0;
     unsigned long long late = 0, tasklets = 0;
     int rc, status = 0;
@@ -189,13 +212,14 @@ int main(int argc, char **argv)
 
         if (duration > 0 && now_ns() - started >= (long long)(duration * 1e9))
             break;
-        long long cpu0 = clock_ns(CLOCK_THREAD_CPUTIME_ID), cpu_ns;
+        long long cpu0 = clock_ns(CLOCK_THREAD_CPUTIME_ID), cpu_ns, wait0 = runq_wait_ns(schedstat), wait_ns;
 
         if ((rc = carbon_tick((int64_t)(budget_ms * 1e6), &st)) != CARBON_OK)
             fprintf(stderr, "game_server: tick: %s\n", carbon_last_error());
         /* CPU time of the host thread in the tick: the wall time minus what
          * other processes and threads (the GIL) took from it. */
         cpu_ns = clock_ns(CLOCK_THREAD_CPUTIME_ID) - cpu0;
+        wait_ns = wait0 < 0 ? 0 : runq_wait_ns(schedstat) - wait0;
         if (nticks == cap) {
             long long *grown, *grown_cpu;
 
@@ -206,6 +230,10 @@ int main(int argc, char **argv)
             grown_cpu = realloc(cpu, cap * sizeof *cpu);
             if (grown_cpu)
                 cpu = grown_cpu;
+            if (grown_cpu && (grown_cpu = realloc(waits, cap * sizeof *waits)))
+                waits = grown_cpu;
+            if (grown_cpu && (grown_cpu = realloc(own, cap * sizeof *own)))
+                own = grown_cpu;
             if (!grown || !grown_cpu) {
                 fprintf(stderr, "game_server: out of memory\n");
                 status = 1;
@@ -213,6 +241,8 @@ int main(int argc, char **argv)
             }
         }
         cpu[nticks] = cpu_ns;
+        waits[nticks] = wait_ns;
+        own[nticks] = st.elapsed_ns - wait_ns;
         ticks[nticks++] = st.elapsed_ns;
         if (st.elapsed_ns > (int64_t)(budget_ms * 1e6))
             over++;
@@ -246,15 +276,23 @@ int main(int argc, char **argv)
     }
     qsort(ticks, nticks, sizeof *ticks, cmp_ll);
     qsort(cpu, nticks, sizeof *cpu, cmp_ll);
+    qsort(waits, nticks, sizeof *waits, cmp_ll);
+    qsort(own, nticks, sizeof *own, cmp_ll);
     printf("game_server: summary frames=%zu late=%llu budget_ms=%.1f tick_p50_ms=%.3f tick_p99_ms=%.3f "
            "tick_max_ms=%.3f over_budget=%lld cpu_p50_ms=%.3f cpu_p99_ms=%.3f cpu_max_ms=%.3f "
+           "runq_wait_p50_ms=%.3f runq_wait_p99_ms=%.3f unqueued_p50_ms=%.3f unqueued_p99_ms=%.3f "
            "tasklets=%llu rss_kib=%ld\n",
            nticks, late, budget_ms, pct(ticks, nticks, 50) / 1e6, pct(ticks, nticks, 99) / 1e6,
            nticks ? ticks[nticks - 1] / 1e6 : 0.0, over, pct(cpu, nticks, 50) / 1e6, pct(cpu, nticks, 99) / 1e6,
-           nticks ? cpu[nticks - 1] / 1e6 : 0.0, tasklets, rss_kib());
+           nticks ? cpu[nticks - 1] / 1e6 : 0.0, pct(waits, nticks, 50) / 1e6, pct(waits, nticks, 99) / 1e6,
+           pct(own, nticks, 50) / 1e6, pct(own, nticks, 99) / 1e6, tasklets, rss_kib());
     fflush(stdout);
     free(ticks);
     free(cpu);
+    free(waits);
+    free(own);
+    if (schedstat >= 0)
+        close(schedstat);
     if ((rc = carbon_shutdown()) != CARBON_OK) {
         fprintf(stderr, "carbon_shutdown: %s\n", carbon_last_error());
         status = 1;

@@ -67,6 +67,8 @@ def one(bin_dir, n, seconds):
         "rtt_chat_p50_ms": res["rtt_chat_p50_ms"], "rtt_chat_p99_ms": res["rtt_chat_p99_ms"],
         "budget_ms": s["budget_ms"], "tick_p50_ms": s["tick_p50_ms"], "tick_p99_ms": s["tick_p99_ms"],
         "tick_max_ms": s["tick_max_ms"], "cpu_p50_ms": s["cpu_p50_ms"], "cpu_p99_ms": s["cpu_p99_ms"],
+        "runq_wait_p50_ms": s.get("runq_wait_p50_ms"), "runq_wait_p99_ms": s.get("runq_wait_p99_ms"),
+        "unqueued_p50_ms": s.get("unqueued_p50_ms"), "unqueued_p99_ms": s.get("unqueued_p99_ms"),
         "over_budget": s["over_budget"], "frames": s["frames"], "late": s["late"],
         "rss_base_kib": base, "rss_peak_kib": peak["rss_kib"],
         "rss_per_player_kib": round((peak["rss_kib"] - base) / n, 1),
@@ -76,16 +78,19 @@ def one(bin_dir, n, seconds):
 
 def table(rows):
     out = ["| bots | logged in | messages/s (in+out) | lost | dup | tick p50 / p99 / max (ms), budget 16 | "
-           "tick CPU p99 (ms) | ticks over budget | RSS per player | move RTT p50 / p99 (ms) | target |",
-           "|---:|---:|---:|---:|---:|---|---:|---:|---:|---|---|"]
+           "tick CPU p50 / p99 (ms) | tick minus run-queue wait p50 / p99 (ms) | ticks over budget | "
+           "RSS per player | move RTT p50 / p99 (ms) | target |",
+           "|---:|---:|---:|---:|---:|---|---|---|---:|---:|---|---|"]
     for r in rows:
         target = ""
         if r["bots"] == 1000:
             met = r["lost"] == 0 and r["tick_p99_ms"] <= r["budget_ms"]
             target = "0 lost, p99 <= budget: %s" % ("met" if met else "MISSED")
-        out.append("| %d | %d | %d | %d | %d | %.2f / %.2f / %.2f | %.2f | %d of %d | %.1f KiB | %.0f / %.0f | %s |" % (
+        out.append("| %d | %d | %d | %d | %d | %.2f / %.2f / %.2f | %.2f / %.2f | %.2f / %.2f | %d of %d | "
+                   "%.1f KiB | %.0f / %.0f | %s |" % (
             r["bots"], r["logged_in"], r["msgs_per_s"], r["lost"], r["duplicated"], r["tick_p50_ms"],
-            r["tick_p99_ms"], r["tick_max_ms"], r["cpu_p99_ms"], r["over_budget"], r["frames"],
+            r["tick_p99_ms"], r["tick_max_ms"], r["cpu_p50_ms"], r["cpu_p99_ms"], r["unqueued_p50_ms"],
+            r["unqueued_p99_ms"], r["over_budget"], r["frames"],
             r["rss_per_player_kib"], r["rtt_move_p50_ms"], r["rtt_move_p99_ms"], target))
     return "\n".join(out)
 
