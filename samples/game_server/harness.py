@@ -65,6 +65,10 @@ class Server:
             rc = self.proc.wait()
             raise RuntimeError("game_server did not stop within %d s:\n%s" % (timeout, self.output()))
         self._reader.join(5)
+        # Game code never lets an exception escape a tasklet: a traceback in
+        # the output (the runtime's error report) is a bug, whatever the test.
+        if "Traceback" in self.output():
+            raise AssertionError("game_server reported an exception:\n" + self.output())
         return rc
 
     def output(self):
