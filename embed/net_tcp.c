@@ -44,6 +44,8 @@ typedef struct {
     cb_net_wait *reader, *writer, *drainer;
     size_t need;            /* bytes the reader waits for */
     int want_line;          /* ... or a newline */
+    Py_ssize_t want_any;    /* a read(n) waits: n (else 0) */
+    PyObject *handoff;      /* bytes made for that reader straight from libuv's buffer */
 } StreamObject;
 
 typedef struct accept_wait {
@@ -157,6 +159,36 @@ static int buf_append(StreamObject *s, const char *p, size_t n)
     return 0;
 }
 
+/* Puts bytes back in front (a hand-off its reader did not take). */
+static int buf_prepend(StreamObject *s, const char *p, size_t n)
+{
+    size_t have = buffered(s);
+
+    if (s->start >= n) {
+        s->start -= n;
+        memcpy(s->buf + s->start, p, n);
+        return 0;
+    }
+    if (buf_append(s, p, n) < 0) /* makes room for n more */
+        return -1;
+    memmove(s->buf + s->start + n, s->buf + s->start, have);
+    memcpy(s->buf + s->start, p, n);
+    return 0;
+}
+
+/* A killed or thrown-at reader leaves what was handed to it. */
+static void handoff_return(StreamObject *s)
+{
+    PyObject *b = s->handoff;
+
+    if (!b)
+        return;
+    s->handoff = NULL;
+    if (buf_prepend(s, PyBytes_AS_STRING(b), (size_t)PyBytes_GET_SIZE(b)) < 0)
+        s->rerr = UV_ENOBUFS;
+    Py_DECREF(b);
+}
+
 static void stop_reading(StreamObject *s)
 {
     if (s->reading) {
@@ -211,6 +243,21 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
     if (!s) {
         uv_read_stop(st);
         return;
+    }
+    if (nread > 0 && s->reader && s->want_any && !s->handoff && !buffered(s)) {
+        /* The common request/response case: one copy, and no stream buffer
+         * at all (an idle connection then owns none). */
+        size_t n = (size_t)nread < (size_t)s->want_any ? (size_t)nread : (size_t)s->want_any;
+        s->handoff = PyBytes_FromStringAndSize(buf->base, (Py_ssize_t)n);
+        if (s->handoff) {
+            if (n < (size_t)nread && buf_append(s, buf->base + n, (size_t)nread - n) < 0) {
+                s->rerr = UV_ENOBUFS;
+                stop_reading(s);
+            }
+            wake_slot(&s->reader, 0);
+            return;
+        }
+        PyErr_Clear(); /* out of memory: the general path below */
     }
     if (nread > 0) {
         if (buf_append(s, buf->base, (size_t)nread) < 0) {
@@ -289,6 +336,12 @@ static int wait_slot(cb_embed_loop *loop, cb_net_wait **slot, const char *what)
     return rc;
 }
 
+static PyObject *busy_reader(const char *what)
+{
+    PyErr_Format(PyExc_RuntimeError, "%s: another tasklet is already reading this stream", what);
+    return NULL;
+}
+
 static int wait_read(StreamObject *s, cb_embed_loop *loop, size_t need, int line, const char *what)
 {
     if (s->reader) {
@@ -346,9 +399,12 @@ static PyObject *stream_read(PyObject *self, PyObject *const *args, Py_ssize_t n
     StreamObject *s = (StreamObject *)self;
     Py_ssize_t n;
     cb_embed_loop *loop;
+    int rc;
 
     if (parse_size(args, nargs, kwnames, "read", "n", -1, 0, &n) < 0)
         return NULL;
+    if (s->handoff) /* bytes handed to a reader that has not resumed yet */
+        return busy_reader("read");
     for (;;) {
         size_t avail;
         if (!(loop = stream_check(s, "read")))
@@ -365,8 +421,20 @@ static PyObject *stream_read(PyObject *self, PyObject *const *args, Py_ssize_t n
                 return cb_net_raise(s->rerr, NULL);
             return PyBytes_FromStringAndSize(NULL, 0);
         }
-        if (wait_read(s, loop, n > 0 ? 1 : SIZE_MAX, 0, "read") < 0)
+        if (s->reader)
+            return busy_reader("read");
+        s->want_any = n > 0 ? n : 0;
+        rc = wait_read(s, loop, n > 0 ? 1 : SIZE_MAX, 0, "read");
+        s->want_any = 0;
+        if (rc < 0) {
+            handoff_return(s);
             return NULL;
+        }
+        if (s->handoff) {
+            PyObject *b = s->handoff;
+            s->handoff = NULL;
+            return b;
+        }
     }
 }
 
@@ -396,6 +464,8 @@ static PyObject *stream_readexactly(PyObject *self, PyObject *const *args, Py_ss
 
     if (parse_size(args, nargs, kwnames, "readexactly", "n", 0, 1, &n) < 0)
         return NULL;
+    if (s->handoff) /* bytes handed to a reader that has not resumed yet */
+        return busy_reader("readexactly");
     if (n < 0) {
         PyErr_SetString(PyExc_ValueError, "readexactly() size must not be negative");
         return NULL;
@@ -424,6 +494,8 @@ static PyObject *stream_readline(PyObject *self, PyObject *const *args, Py_ssize
 
     if (parse_size(args, nargs, kwnames, "readline", "limit", 65536, 0, &limit) < 0)
         return NULL;
+    if (s->handoff) /* bytes handed to a reader that has not resumed yet */
+        return busy_reader("readline");
     if (limit <= 0) {
         PyErr_SetString(PyExc_ValueError, "readline() limit must be positive");
         return NULL;
@@ -617,6 +689,7 @@ static void stream_forget(StreamObject *s, int status)
     wake_slot(&s->reader, status);
     wake_slot(&s->writer, status);
     wake_slot(&s->drainer, status);
+    Py_CLEAR(s->handoff);
     free(s->buf);
     s->buf = NULL;
     s->start = s->end = s->cap = 0;

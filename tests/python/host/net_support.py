@@ -9,6 +9,17 @@ def fd_count():
     return len(os.listdir("/proc/self/fd"))
 
 
+def fd_count_settled(expected, timeout=3.0):
+    """The descriptor count once it reaches `expected` (closes finish on
+    later loop turns), or whatever it is after `timeout` seconds."""
+    deadline = carbon.now() + timeout
+    n = fd_count()
+    while n != expected and carbon.now() < deadline:
+        carbon.sleep(0.02)
+        n = fd_count()
+    return n
+
+
 def settle(seconds=0.05):
     """Let the loop run close callbacks and queued writes."""
     carbon.sleep(seconds)

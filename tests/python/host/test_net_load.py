@@ -12,7 +12,7 @@ import carbon
 import carbon.net as net
 import scheduler
 
-from net_support import echo_handler, fd_count, run_all, settle, warm_up
+from net_support import echo_handler, fd_count, fd_count_settled, run_all, settle, warm_up
 
 
 def setUpModule():
@@ -71,7 +71,7 @@ class Load(unittest.TestCase):
 
     def tearDown(self):
         settle(0.1)
-        self.assertEqual(fd_count(), self.fds, "descriptor leak")
+        self.assertEqual(fd_count_settled(self.fds), self.fds, "descriptor leak")
 
     def test_1000_concurrent_echo_connections(self):
         raise_fd_limit(4096)
