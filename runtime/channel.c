@@ -4,9 +4,10 @@
  * A transfer is done entirely under the GIL, between the channel callback
  * (the only Python code that runs before it) and the hand-over, so no other
  * thread can observe a half-done transfer. A tasklet whose blocked operation
- * was completed by its partner (xfer_done) always completes it, even if an
- * exception is thrown at it before it resumes: that exception is deferred to
- * its next scheduling operation, so no value is ever lost.
+ * was completed by its partner (xfer_done) but that gets an exception (kill,
+ * throw) before it resumes raises that exception from the operation; the
+ * value handed to a receiver is dropped (docs/run-order.md, as Stackless and
+ * the reference do).
  */
 #include "core.h"
 #include "transfer.h"
@@ -25,6 +26,11 @@ static int channel_valid(cb_channel *ch)
         return 0;
     }
     return 1;
+}
+
+int cb_channel_valid(cb_channel *ch)
+{
+    return channel_valid(ch);
 }
 
 /* ---- the waiting list ----------------------------------------------------------- */
@@ -78,15 +84,6 @@ static int yield_to_partner(cb_manager *m)
     return cb_schedule(m, 0);
 }
 
-/* Keeps an exception for the current tasklet's next scheduling operation. */
-static void defer_error(cb_tasklet *cur)
-{
-    PyObject *exc = cb_err_fetch();
-
-    if (exc)
-        Py_XSETREF(cur->child_exc, exc);
-}
-
 static int main_unblocked(void *arg)
 {
     return !((cb_tasklet *)arg)->blocked;
@@ -94,8 +91,9 @@ static int main_unblocked(void *arg)
 
 /* The current tasklet is on ch's list; waits until a partner completes the
  * transfer (0) or an exception ends the wait (-1; it is then off the list).
- * `keep_result`: a completed receive defers errors instead of losing its value. */
-static int wait_for_partner(cb_manager *m, cb_tasklet *cur, int keep_result)
+ * An exception that reaches it after the partner completed the transfer
+ * wins: -1, and a received value is dropped. */
+static int wait_for_partner(cb_manager *m, cb_tasklet *cur)
 {
     int r;
 
@@ -112,10 +110,9 @@ static int wait_for_partner(cb_manager *m, cb_tasklet *cur, int keep_result)
         }
         if (cur->xfer_done) {
             cur->xfer_done = 0;
-            if (r < 0) {
-                if (!keep_result)
-                    return -1;
-                defer_error(cur);
+            if (r < 0 || cb_raise_deferred(cur) < 0) {
+                Py_CLEAR(cur->tempval);
+                return -1;
             }
             return 0;
         }
@@ -189,7 +186,9 @@ int cb_channel_send(cb_channel *ch, PyObject *value, int is_exc)
         return -1;
     if (ch->balance < 0) {
         cb_tasklet *r = ch->head;
-        int runs_next = ch->preference == -1;
+        /* schedule_all: the receiver goes to the back, the sender yields. */
+        int runs_next = ch->preference == -1 && !ch->schedule_all;
+        int yields = runs_next || ch->schedule_all;
 
         cb_channel_unlink(r); /* its reference is now ours */
         Py_INCREF(value);
@@ -198,7 +197,7 @@ int cb_channel_send(cb_channel *ch, PyObject *value, int is_exc)
         r->xfer_done = 1;
         cb_make_runnable_from(m, r, runs_next); /* its own thread's queue */
         Py_DECREF(r);
-        return runs_next ? yield_to_partner(m) : 0;
+        return yields ? yield_to_partner(m) : 0;
     }
     if (ch->closing) {
         PyErr_SetString(PyExc_ValueError, "Send operation on a closed channel");
@@ -213,7 +212,7 @@ int cb_channel_send(cb_channel *ch, PyObject *value, int is_exc)
     cur->blocked = 1;
     waiter_append(ch, cur, +1);
     cur->busy++;
-    rc = wait_for_partner(m, cur, 0);
+    rc = wait_for_partner(m, cur);
     cur->busy--;
     cb_release_pending(m);
     return rc;
@@ -235,17 +234,21 @@ PyObject *cb_channel_receive(cb_channel *ch)
         return NULL;
     if (ch->balance > 0) {
         cb_tasklet *s = ch->head;
-        int runs_next = ch->preference == 1;
+        int runs_next = ch->preference == 1 && !ch->schedule_all;
+        int yields = runs_next || ch->schedule_all;
 
         cb_channel_unlink(s); /* its reference is now ours */
-        value = s->tempval;
+        value = s->tempval ? s->tempval : Py_NewRef(Py_None);
         is_exc = s->tempval_is_exc;
         s->tempval = NULL;
         s->xfer_done = 1;
         cb_make_runnable_from(m, s, runs_next);
         Py_DECREF(s);
-        if (runs_next && yield_to_partner(m) < 0)
-            defer_error(cur);
+        if (yields && yield_to_partner(m) < 0) {
+            /* Killed or thrown at before it resumed: that wins. */
+            Py_DECREF(value);
+            return NULL;
+        }
         return deliver(value, is_exc);
     }
     if (ch->closing) {
@@ -258,7 +261,7 @@ PyObject *cb_channel_receive(cb_channel *ch)
     cur->blocked = 1;
     waiter_append(ch, cur, -1);
     cur->busy++;
-    if (wait_for_partner(m, cur, 1) < 0) {
+    if (wait_for_partner(m, cur) < 0) {
         cur->busy--;
         cb_release_pending(m);
         return NULL;
@@ -640,16 +643,46 @@ static PyObject *get_closed(PyObject *self, void *c)
     return PyBool_FromLong(((cb_channel *)self)->closed);
 }
 
+/* Every method checks that the base __init__ ran before it looks at its
+ * arguments: an uninitialised subclass gets that RuntimeError, not a
+ * TypeError about the arguments. */
+#define ARGS_CHECKED(wrapper, impl, pyname, n)                                          \
+    static PyObject *wrapper(PyObject *self, PyObject *const *args, Py_ssize_t nargs)   \
+    {                                                                                   \
+        if (!channel_valid((cb_channel *)self))                                         \
+            return NULL;                                                                \
+        if (nargs != (n)) {                                                             \
+            PyErr_Format(PyExc_TypeError, pyname "() takes %d argument%s (%zd given)",  \
+                         (n), (n) == 1 ? "" : "s", nargs);                              \
+            return NULL;                                                                \
+        }                                                                               \
+        return impl(self, (n) ? args[0] : NULL);                                        \
+    }
+
+ARGS_CHECKED(channel_send_m, channel_send, "send", 1)
+ARGS_CHECKED(channel_receive_m, channel_receive, "receive", 0)
+ARGS_CHECKED(channel_clear_m, channel_clear, "clear", 0)
+ARGS_CHECKED(channel_close_m, channel_close, "close", 0)
+ARGS_CHECKED(channel_open_m, channel_open, "open", 0)
+ARGS_CHECKED(channel_send_sequence_m, cb_channel_send_sequence, "send_sequence", 1)
+
+#define FASTCALL(f) (PyCFunction)(void (*)(void))(f), METH_FASTCALL
+
 static PyMethodDef channel_methods[] = {
-    {"send", channel_send, METH_O, "send(value): deliver value to a receiver, blocking until one comes."},
-    {"receive", channel_receive, METH_NOARGS, "receive() -> value: take a value, blocking until one is sent."},
+    {"send", FASTCALL(channel_send_m), "send(value): deliver value to a receiver, blocking until one comes."},
+    {"receive", FASTCALL(channel_receive_m), "receive() -> value: take a value, blocking until one is sent."},
     {"send_exception", channel_send_exception, METH_VARARGS,
      "send_exception(exc, *args): the receiver raises exc built from args."},
     {"send_throw", (PyCFunction)(void (*)(void))channel_send_throw, METH_VARARGS | METH_KEYWORDS,
      "send_throw(exc, val=None, tb=None): the receiver raises exc as by raise."},
-    {"clear", channel_clear, METH_NOARGS, "clear(): kill every tasklet waiting on the channel."},
-    {"close", channel_close, METH_NOARGS, "close(): refuse new operations; closed once the balance is 0."},
-    {"open", channel_open, METH_NOARGS, "open(): undo close()."},
+    {"clear", FASTCALL(channel_clear_m), "clear(): kill every tasklet waiting on the channel."},
+    {"close", FASTCALL(channel_close_m), "close(): refuse new operations; closed once the balance is 0."},
+    {"open", FASTCALL(channel_open_m), "open(): undo close()."},
+    {"send_sequence", FASTCALL(channel_send_sequence_m),
+     "send_sequence(seq) -> count: send every item of seq in turn."},
+    {"__reduce__", FASTCALL(cb_channel_reduce), "Channels cannot be pickled."},
+    {"__reduce_ex__", FASTCALL(cb_channel_reduce), "Channels cannot be pickled."},
+    {"__setstate__", FASTCALL(cb_channel_reduce), "Channels cannot be pickled."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -660,6 +693,9 @@ static PyGetSetDef channel_getset[] = {
     {"queue", get_queue, NULL, "The first waiting tasklet, or None.", NULL},
     {"closing", get_closing, NULL, "close() was called.", NULL},
     {"closed", get_closed, NULL, "Closing and nobody is waiting.", NULL},
+    {"schedule_all", cb_channel_get_schedule_all, cb_channel_set_schedule_all,
+     "Every transfer re-queues the partner and the caller at the back (overrides preference).",
+     NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 

@@ -106,6 +106,7 @@ struct cb_channel {
     unsigned initialised : 1;
     unsigned closing : 1;
     unsigned closed : 1;
+    unsigned schedule_all : 1;     /* every transfer re-queues both sides at the back */
     cb_channel *all_prev, *all_next; /* every live channel of the process */
 };
 
@@ -185,6 +186,8 @@ extern PyObject *cb_TaskletExit;
 cb_manager *cb_manager_get(void);
 /* The calling thread's manager if it exists (no exception). */
 cb_manager *cb_manager_peek(void);
+/* The manager of another thread's state, if it has one (no exception). */
+cb_manager *cb_manager_of(PyThreadState *ts);
 cb_tasklet *cb_current(void);
 /* 1 if m's tasklets can be unwound now: on its own thread, from its main
  * tasklet, while the interpreter can still run their finally blocks. */
@@ -265,6 +268,7 @@ int cb_tasklet_needs_unwind(cb_tasklet *t);
 PyObject *cb_tasklet_repr_state(cb_tasklet *t);
 
 /* ---- channel.c ---------------------------------------------------------------- */
+int cb_channel_valid(cb_channel *ch);
 int cb_channel_send(cb_channel *ch, PyObject *value, int is_exc);
 PyObject *cb_channel_receive(cb_channel *ch);
 /* Takes t off its channel; the channel's reference passes to the caller. */
@@ -272,6 +276,24 @@ void cb_channel_unlink(cb_tasklet *t);
 int cb_channel_clear(cb_channel *ch);
 int cb_channel_send_exception(cb_channel *ch, PyObject *klass, PyObject *value);
 int cb_channel_send_throw(cb_channel *ch, PyObject *exc, PyObject *val, PyObject *tb);
+
+/* ---- compat.c: the rest of the Stackless API ---------------------------------- */
+PyObject *cb_tasklet_get_tempval(PyObject *self, void *c);
+int cb_tasklet_set_tempval(PyObject *self, PyObject *v, void *c);
+PyObject *cb_tasklet_get_recursion_depth(PyObject *self, void *c);
+PyObject *cb_tasklet_get_nesting_level(PyObject *self, void *c);
+PyObject *cb_tasklet_get_restorable(PyObject *self, void *c);
+PyObject *cb_tasklet_reduce(PyObject *self, PyObject *const *args, Py_ssize_t nargs);
+PyObject *cb_channel_reduce(PyObject *self, PyObject *const *args, Py_ssize_t nargs);
+PyObject *cb_channel_send_sequence(PyObject *self, PyObject *seq);
+PyObject *cb_channel_get_schedule_all(PyObject *self, void *c);
+int cb_channel_set_schedule_all(PyObject *self, PyObject *v, void *c);
+PyObject *cb_mod_schedule(PyObject *mod, PyObject *const *args, Py_ssize_t nargs,
+                          PyObject *kwnames);
+PyObject *cb_mod_schedule_remove(PyObject *mod, PyObject *const *args, Py_ssize_t nargs,
+                                 PyObject *kwnames);
+PyObject *cb_mod_get_thread_info(PyObject *mod, PyObject *args);
+PyObject *cb_mod_thread_ids(PyObject *mod, PyObject *unused);
 
 /* ---- callbacks.c -------------------------------------------------------------- */
 void cb_call_schedule_callback(cb_manager *mgr, cb_tasklet *from, cb_tasklet *to);

@@ -240,6 +240,19 @@ cb_manager *cb_manager_get(void)
     return m;
 }
 
+/* The manager of thread state `ts`, if it has one (no exception). */
+cb_manager *cb_manager_of(PyThreadState *ts)
+{
+    PyObject *found;
+
+    if (!ts->dict)
+        return NULL;
+    found = PyDict_GetItemString(ts->dict, MANAGER_KEY); /* borrowed */
+    if (found && Py_IS_TYPE(found, &cb_ManagerType) && ((cb_manager *)found)->tstate == ts)
+        return (cb_manager *)found;
+    return NULL;
+}
+
 /* ---- a thread's end ------------------------------------------------------------- */
 
 int cb_can_unwind_here(cb_manager *m)

@@ -66,24 +66,6 @@ static PyObject *mod_calculateruncount(PyObject *mod, PyObject *unused)
     return PyLong_FromSsize_t(n);
 }
 
-static PyObject *mod_schedule(PyObject *mod, PyObject *unused)
-{
-    cb_manager *m = manager();
-
-    (void)mod;
-    (void)unused;
-    return m ? none_or_null(cb_schedule(m, 0)) : NULL;
-}
-
-static PyObject *mod_schedule_remove(PyObject *mod, PyObject *unused)
-{
-    cb_manager *m = manager();
-
-    (void)mod;
-    (void)unused;
-    return m ? none_or_null(cb_schedule(m, 1)) : NULL;
-}
-
 static PyObject *mod_run(PyObject *mod, PyObject *unused)
 {
     cb_manager *m = manager();
@@ -150,17 +132,6 @@ static PyObject *mod_get_channel_callback(PyObject *mod, PyObject *unused)
     (void)mod;
     (void)unused;
     return Py_NewRef(cb_g.channel_callback ? cb_g.channel_callback : Py_None);
-}
-
-static PyObject *mod_get_thread_info(PyObject *mod, PyObject *unused)
-{
-    cb_manager *m = manager();
-
-    (void)mod;
-    (void)unused;
-    if (!m)
-        return NULL;
-    return Py_BuildValue("(OOn)", (PyObject *)m->main, (PyObject *)m->current, m->queued + 2);
 }
 
 static PyObject *mod_switch_trap(PyObject *mod, PyObject *args)
@@ -423,15 +394,19 @@ static PyMethodDef module_methods[] = {
     {"getmain", mod_getmain, METH_NOARGS, "The calling thread's main tasklet."},
     {"getruncount", mod_getruncount, METH_NOARGS, "Queued tasklets + 1 (the main tasklet)."},
     {"calculateruncount", mod_calculateruncount, METH_NOARGS, "getruncount(), by walking the queue."},
-    {"schedule", mod_schedule, METH_NOARGS, "Yield; the current tasklet goes to the back of the queue."},
-    {"schedule_remove", mod_schedule_remove, METH_NOARGS, "Yield without being re-queued."},
+    {"schedule", (PyCFunction)(void (*)(void))cb_mod_schedule, METH_FASTCALL | METH_KEYWORDS,
+     "schedule(retval=None) -> retval: yield; the current tasklet goes to the back of the queue."},
+    {"schedule_remove", (PyCFunction)(void (*)(void))cb_mod_schedule_remove,
+     METH_FASTCALL | METH_KEYWORDS, "schedule_remove(retval=None) -> retval: yield without being re-queued."},
     {"run", mod_run, METH_NOARGS, "Run the queue (see docs/scheduler.md for nesting)."},
     {"run_n_tasklets", mod_run_n_tasklets, METH_VARARGS, "run_n_tasklets(n): run() stopping after n switches."},
     {"set_schedule_callback", mod_set_schedule_callback, METH_O, "set_schedule_callback(cb) -> previous"},
     {"get_schedule_callback", mod_get_schedule_callback, METH_NOARGS, "The schedule callback or None."},
     {"set_channel_callback", mod_set_channel_callback, METH_O, "set_channel_callback(cb) -> previous"},
     {"get_channel_callback", mod_get_channel_callback, METH_NOARGS, "The channel callback or None."},
-    {"get_thread_info", mod_get_thread_info, METH_NOARGS, "(main, current, getruncount() + 1)"},
+    {"get_thread_info", cb_mod_get_thread_info, METH_VARARGS,
+     "get_thread_info(thread_id=None) -> (main, current, runcount); see docs/scheduler.md"},
+    {"_thread_ids", cb_mod_thread_ids, METH_NOARGS, "Ids of the threads that have a scheduler."},
     {"switch_trap", mod_switch_trap, METH_VARARGS, "switch_trap(delta) -> previous level"},
     {"enable_softswitch", mod_enable_softswitch, METH_O, "Legacy: always False."},
     {"get_schedule_manager", mod_get_schedule_manager, METH_NOARGS, "The calling thread's manager."},

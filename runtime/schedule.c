@@ -491,7 +491,8 @@ int cb_run_tasklet(cb_manager *m, cb_tasklet *t)
 int cb_switch_tasklet(cb_manager *m, cb_tasklet *t)
 {
     cb_tasklet *cur = m->current;
-    int rc;
+    int rc, was_queued;
+    unsigned was_paused;
 
     if (t == cur)
         return 0;
@@ -501,23 +502,38 @@ int cb_switch_tasklet(cb_manager *m, cb_tasklet *t)
         return switch_to_main(m, 0);
     if (!t->node.next) {
         /* Not queued: it runs by itself; the caller is paused meanwhile. */
-        unsigned was_paused = cur->paused;
+        was_paused = cur->paused;
         cb_queue_append(m, t);
         cur->paused = 1;
         rc = run_segment(m, t, 1);
         cur->paused = was_paused;
         return rc;
     }
-    if (run_segment(m, t, 0) < 0)
-        return -1;
-    if (cur->is_main)
-        return run_toplevel(m, -1, -1, NULL, NULL);
-    /* The caller yields without being re-queued. */
-    if (cur->node.next) {
+    /* The caller is paused while the tasklets from t on run: out of the
+     * queue (the main tasklet only flagged: it heads the queue), until
+     * someone insert()s it. */
+    was_queued = cur->node.next != NULL;
+    was_paused = cur->paused;
+    if (was_queued && !cur->is_main) {
         cb_queue_unlink(m, cur);
         Py_DECREF(cur);
     }
     cur->paused = 1;
+    rc = run_segment(m, t, 0);
+    if (cur->is_main) {
+        cur->paused = 0;
+        return rc < 0 ? -1 : run_toplevel(m, -1, -1, NULL, NULL);
+    }
+    if (rc < 0) {
+        /* An exception came back from the segment: the caller goes on. */
+        if (was_queued && !cur->node.next)
+            cb_queue_append(m, cur);
+        else if (!cur->node.next)
+            cur->paused = was_paused;
+        return -1;
+    }
+    /* The caller yields: still paused, it waits until someone resumes it;
+     * insert()ed meanwhile, it waits its turn in the queue. */
     return cb_yield(m);
 }
 
@@ -629,6 +645,27 @@ static void die_unstarted(cb_manager *m, cb_tasklet *t)
     Py_XDECREF(kwargs);
 }
 
+/* Kills a tasklet that never ran: it dies without running. Pending, that is
+ * all. Otherwise the rest is what t.run() would do, t dying as it starts
+ * (no stack is needed for that): nested mode runs the tasklets queued behind
+ * it, flat mode from the main tasklet runs the queue. */
+static int kill_unstarted(cb_manager *m, cb_tasklet *t, int pending)
+{
+    cb_tasklet *cur = m->current, *behind;
+
+    if (pending) {
+        die_unstarted(m, t);
+        return 0;
+    }
+    if (cb_raise_deferred(cur) < 0 || cb_check_switch_allowed(m) < 0)
+        return -1;
+    behind = t->node.next ? cb_queue_next_of(m, t) : NULL;
+    die_unstarted(m, t);
+    if (cb_g.use_nested)
+        return behind ? run_segment(m, behind, 0) : 0;
+    return cur->is_main ? run_toplevel(m, -1, -1, NULL, NULL) : 0;
+}
+
 int cb_throw(cb_tasklet *t, PyObject *exc, int pending)
 {
     cb_manager *m = t->mgr;
@@ -637,11 +674,9 @@ int cb_throw(cb_tasklet *t, PyObject *exc, int pending)
         err_raise_thrown(exc);
         return -1;
     }
-    if (!t->started && !t->is_main &&
-        PyErr_GivenExceptionMatches(exc, cb_TaskletExit)) {
+    if (!t->started && !t->is_main && PyErr_GivenExceptionMatches(exc, cb_TaskletExit)) {
         Py_DECREF(exc);
-        die_unstarted(m, t);
-        return 0;
+        return kill_unstarted(m, t, pending);
     }
     if (!pending && cb_check_switch_allowed(m) < 0) {
         Py_DECREF(exc);
@@ -696,10 +731,8 @@ int cb_kill(cb_tasklet *t, int pending)
         PyErr_SetNone(cb_TaskletExit);
         return -1;
     }
-    if (!t->started && !t->is_main) {
-        die_unstarted(m, t);
-        return 0;
-    }
+    if (!t->started && !t->is_main)
+        return kill_unstarted(m, t, pending);
     if (!pending && cb_check_switch_allowed(m) < 0)
         return -1;
     if (arm_kill(t) < 0)

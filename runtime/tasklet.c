@@ -95,19 +95,63 @@ static PyObject *tasklet_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 
 static int do_bind(cb_tasklet *t, PyObject *callable, PyObject *args, PyObject *kwargs);
 
+/* The keyword `name` of kwds (borrowed), or of `alias`; NULL if absent. */
+static PyObject *kw_get(PyObject *kwds, const char *name, const char *alias)
+{
+    PyObject *v = NULL;
+
+    if (!kwds)
+        return NULL;
+    v = PyDict_GetItemString(kwds, name);
+    if (!v && alias)
+        v = PyDict_GetItemString(kwds, alias);
+    return v;
+}
+
+/* tasklet(func=None, args=None, kwargs=None). The reference takes the
+ * callable only and ignores keywords: unknown keywords are still ignored;
+ * `func` (or `callable`), `args` and `kwargs` are Stackless's. Given args or
+ * kwargs, the tasklet is bound with them (alive, not queued). */
 static int tasklet_init(PyObject *self, PyObject *args, PyObject *kwds)
 {
     cb_tasklet *t = (cb_tasklet *)self;
-    PyObject *callable = NULL;
+    PyObject *callable = NULL, *cargs = NULL, *ckwargs = NULL;
     cb_manager *m;
 
-    (void)kwds; /* keyword arguments are ignored, as by the reference */
-    if (!PyArg_ParseTuple(args, "|O:tasklet", &callable))
+    if (!PyArg_ParseTuple(args, "|OOO:tasklet", &callable, &cargs, &ckwargs))
         return -1;
+    if (!callable)
+        callable = kw_get(kwds, "func", NULL); /* `callable=` stays ignored */
+    if (!cargs)
+        cargs = kw_get(kwds, "args", NULL);
+    if (!ckwargs)
+        ckwargs = kw_get(kwds, "kwargs", NULL);
     if (callable == Py_None)
         callable = NULL;
+    /* The reference rejects any second positional argument (the spec's
+     * tasklet(f, None) included); Stackless's args must be a tuple. */
+    if (PyTuple_GET_SIZE(args) > 1 && !PyTuple_Check(cargs)) {
+        PyErr_SetString(PyExc_TypeError, "tasklet(): args must be a tuple");
+        return -1;
+    }
+    if (cargs == Py_None)
+        cargs = NULL;
+    if (ckwargs == Py_None)
+        ckwargs = NULL;
     if (callable && !PyCallable_Check(callable)) {
         PyErr_SetString(PyExc_TypeError, "parameter must be callable");
+        return -1;
+    }
+    if (cargs && !PyTuple_Check(cargs)) {
+        PyErr_SetString(PyExc_TypeError, "tasklet(): args must be a tuple");
+        return -1;
+    }
+    if (ckwargs && !PyDict_Check(ckwargs)) {
+        PyErr_SetString(PyExc_TypeError, "tasklet(): kwargs must be a dict");
+        return -1;
+    }
+    if ((cargs || ckwargs) && !callable) {
+        PyErr_SetString(PyExc_TypeError, "tasklet(): args or kwargs given without a callable");
         return -1;
     }
     m = cb_manager_get();
@@ -120,7 +164,7 @@ static int tasklet_init(PyObject *self, PyObject *args, PyObject *kwds)
                         "Failed to bind tasklet: Cannot bind tasklet from another thread");
         return -1;
     }
-    return callable ? do_bind(t, callable, NULL, NULL) : 0;
+    return callable ? do_bind(t, callable, cargs, ckwargs) : 0;
 }
 
 static int tasklet_traverse(PyObject *self, visitproc visit, void *arg)
@@ -331,16 +375,46 @@ static int do_bind(cb_tasklet *t, PyObject *callable, PyObject *args, PyObject *
     return 0;
 }
 
-static int unbind(cb_tasklet *t)
+/* Before bind(): a started tasklet that is paused (alive, neither queued nor
+ * blocked nor current) is unwound: TaskletExit is raised at its suspension
+ * point and it runs alone until it ends, so its finally blocks and context
+ * managers run and its stack is released. Stackless drops such a tasklet's
+ * frames instead; here they live on its C stack and must unwind. */
+static int unwind_for_bind(cb_tasklet *t)
 {
     if (t->mgr && t == t->mgr->current) {
         PyErr_SetString(PyExc_RuntimeError, "cannot unbind current tasklet");
+        return -1;
+    }
+    if (t->is_main) {
+        PyErr_SetString(PyExc_RuntimeError, "can't unbind the main tasklet");
         return -1;
     }
     if (scheduled(t)) {
         PyErr_SetString(PyExc_RuntimeError, "cannot unbind scheduled tasklet");
         return -1;
     }
+    if (t->blocked || t->chan) {
+        PyErr_SetString(PyExc_RuntimeError, "cannot unbind a blocked tasklet");
+        return -1;
+    }
+    if (!cb_tasklet_needs_unwind(t))
+        return 0;
+    if (cb_check_switch_allowed(t->mgr) < 0 || cb_kill_alone(t->mgr, t) < 0)
+        return -1;
+    if (t->alive) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "cannot unbind the tasklet: it caught TaskletExit and went on");
+        return -1;
+    }
+    return 0;
+}
+
+/* bind(None) */
+static int unbind(cb_tasklet *t)
+{
+    if (unwind_for_bind(t) < 0)
+        return -1;
     if (t->started && t->alive) {
         PyErr_SetString(PyExc_RuntimeError, "cannot unbind a tasklet that has started; kill it first");
         return -1;
@@ -348,22 +422,50 @@ static int unbind(cb_tasklet *t)
     Py_CLEAR(t->callable);
     Py_CLEAR(t->args);
     Py_CLEAR(t->kwargs);
+    Py_CLEAR(t->tempval);
     t->alive = 0;
     t->paused = 0;
     t->times_switched_to = 0;
     return 0;
 }
 
+/* bind(func=None, args=None, kwargs=None); `callable` is the reference's
+ * name for the first keyword. */
 static PyObject *tasklet_bind(PyObject *self, PyObject *args, PyObject *kwds)
 {
     static char *kwlist[] = {"callable", "args", "kwargs", NULL};
     cb_tasklet *t = (cb_tasklet *)self;
     PyObject *callable = NULL, *cargs = NULL, *ckwargs = NULL;
+    PyObject *func = NULL;
 
     if (!cb_tasklet_valid(t))
         return NULL;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|OOO:bind", kwlist, &callable, &cargs, &ckwargs))
+    if (kwds && (func = PyDict_GetItemString(kwds, "func")) != NULL) {
+        /* Stackless's keyword: take it out before parsing the rest. */
+        if (PyDict_GetItemString(kwds, "callable") || PyTuple_GET_SIZE(args) > 0) {
+            PyErr_SetString(PyExc_TypeError, "bind(): the callable was given twice");
+            return NULL;
+        }
+        kwds = PyDict_Copy(kwds);
+        if (!kwds)
+            return NULL;
+        Py_INCREF(func);
+        if (PyDict_DelItemString(kwds, "func") < 0 ||
+            PyDict_SetItemString(kwds, "callable", func) < 0) {
+            Py_DECREF(func);
+            Py_DECREF(kwds);
+            return NULL;
+        }
+        Py_DECREF(func);
+    } else {
+        Py_XINCREF(kwds);
+    }
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|OOO:bind", kwlist, &callable, &cargs, &ckwargs)) {
+        Py_XDECREF(kwds);
         return NULL;
+    }
+    /* The parsed objects stay referenced by args or by the caller's kwds. */
+    Py_XDECREF(kwds);
     if (!cb_tasklet_owned(t, "bind"))
         return NULL;
     if (cargs == Py_None)
@@ -377,6 +479,10 @@ static PyObject *tasklet_bind(PyObject *self, PyObject *args, PyObject *kwds)
     }
     if (callable == Py_None)
         callable = NULL; /* keep the bound callable, bind new arguments */
+    /* A paused started tasklet is rebound (Stackless): unwound first. */
+    if ((callable || cargs || ckwargs) && t->started && t->alive && !t->is_main &&
+        unwind_for_bind(t) < 0)
+        return NULL;
     /* A non-tuple args or non-dict kwargs is reported when the tasklet starts. */
     if (do_bind(t, callable, cargs, ckwargs) < 0)
         return NULL;
@@ -397,6 +503,12 @@ static PyObject *tasklet_setup(PyObject *self, PyObject *args, PyObject *kwds)
     }
     if (!cb_tasklet_owned(t, "setup"))
         return NULL;
+    if (t->alive) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "Failed to setup tasklet: it is already set up (alive); a tasklet is "
+                        "set up once, unbind it with bind(None) first");
+        return NULL;
+    }
     if (do_bind(t, NULL, args, kwds && PyDict_GET_SIZE(kwds) ? kwds : NULL) < 0)
         return NULL;
     if (!t->node.next)
@@ -871,22 +983,130 @@ PyObject *cb_tasklet_repr_state(cb_tasklet *t)
     return r;
 }
 
+/* bind_thread(thread_id=None): a tasklet that holds no C state (never
+ * started, unbound or ended) moves to the thread `thread_id` (default: the
+ * calling one), which must use the scheduler; a queued one moves to that
+ * thread's queue. */
+static PyObject *tasklet_bind_thread(PyObject *self, PyObject *args)
+{
+    cb_tasklet *t = (cb_tasklet *)self;
+    PyObject *id_obj = Py_None;
+    cb_manager *to = NULL;
+
+    if (!cb_tasklet_valid(t))
+        return NULL;
+    if (!PyArg_ParseTuple(args, "|O:bind_thread", &id_obj))
+        return NULL;
+    if (t->is_main) {
+        PyErr_SetString(PyExc_RuntimeError, "cannot rebind a main tasklet to another thread");
+        return NULL;
+    }
+    if (t->started) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "cannot bind the tasklet to another thread: it holds C state (its own "
+                        "C stack); only a tasklet that never ran may move");
+        return NULL;
+    }
+    if (id_obj == Py_None) {
+        to = cb_manager_get();
+        if (!to)
+            return NULL;
+    } else {
+        unsigned long id;
+        if (!PyLong_Check(id_obj)) {
+            PyErr_SetString(PyExc_TypeError, "bind_thread(): thread_id must be an int");
+            return NULL;
+        }
+        id = PyLong_AsUnsignedLong(id_obj);
+        if (id == (unsigned long)-1 && PyErr_Occurred())
+            PyErr_Clear();
+        else
+            for (PyThreadState *ts = PyInterpreterState_ThreadHead(PyInterpreterState_Get()); ts;
+                 ts = PyThreadState_Next(ts))
+                if (ts->thread_id == id) {
+                    to = cb_manager_of(ts);
+                    if (!to) {
+                        PyErr_Format(PyExc_RuntimeError,
+                                     "bind_thread(): thread %lu does not use the scheduler yet",
+                                     id);
+                        return NULL;
+                    }
+                    break;
+                }
+        if (!to) {
+            PyErr_SetString(PyExc_ValueError, "bind_thread(): no thread with that id");
+            return NULL;
+        }
+    }
+    if (t->mgr != to) {
+        /* Queued (never started): it moves to its new thread's queue. */
+        int queued = t->node.next != NULL;
+
+        if (queued) {
+            cb_queue_unlink(t->mgr, t);
+            Py_DECREF(t); /* the queue's; the caller holds one */
+        }
+        unregister(t);
+        t->mgr = to;
+        t->thread_id = to->thread_id;
+        t->mgr_prev = NULL;
+        t->mgr_next = to->all;
+        if (to->all)
+            to->all->mgr_prev = t;
+        to->all = t;
+        Py_CLEAR(t->parent);
+        if (queued)
+            cb_make_runnable(t, 0); /* wakes that thread */
+    }
+    Py_RETURN_NONE;
+}
+
+/* Every method checks that the base __init__ ran before it looks at its
+ * arguments: an uninitialised subclass gets that RuntimeError, not a
+ * TypeError about the arguments. */
+#define NOARGS_CHECKED(wrapper, impl, pyname)                                             \
+    static PyObject *wrapper(PyObject *self, PyObject *const *args, Py_ssize_t nargs)   \
+    {                                                                                   \
+        (void)args;                                                                     \
+        if (!cb_tasklet_valid((cb_tasklet *)self))                                      \
+            return NULL;                                                                \
+        if (nargs) {                                                                    \
+            PyErr_Format(PyExc_TypeError, pyname "() takes no arguments (%zd given)",   \
+                         nargs);                                                        \
+            return NULL;                                                                \
+        }                                                                               \
+        return impl(self, NULL);                                                        \
+    }
+
+NOARGS_CHECKED(tasklet_insert_m, tasklet_insert, "insert")
+NOARGS_CHECKED(tasklet_remove_m, tasklet_remove, "remove")
+NOARGS_CHECKED(tasklet_run_m, tasklet_run, "run")
+NOARGS_CHECKED(tasklet_switch_m, tasklet_switch, "switch")
+NOARGS_CHECKED(tasklet_set_context_m, tasklet_set_context, "set_context")
+
+#define FASTCALL(f) (PyCFunction)(void (*)(void))(f), METH_FASTCALL
+
 static PyMethodDef tasklet_methods[] = {
     {"bind", (PyCFunction)(void (*)(void))tasklet_bind, METH_VARARGS | METH_KEYWORDS,
      "bind(callable=None, args=None, kwargs=None) -> self"},
     {"setup", (PyCFunction)(void (*)(void))tasklet_setup, METH_VARARGS | METH_KEYWORDS,
      "setup(*args, **kwargs) -> self: bind the arguments and queue the tasklet."},
-    {"insert", tasklet_insert, METH_NOARGS, "insert() -> self: append to its thread's run queue."},
-    {"remove", tasklet_remove, METH_NOARGS, "remove() -> self: take it out of the run queue."},
-    {"run", tasklet_run, METH_NOARGS, "run(): run the tasklet now."},
-    {"switch", tasklet_switch, METH_NOARGS, "switch(): run the tasklet now, pausing the caller."},
+    {"insert", FASTCALL(tasklet_insert_m), "insert() -> self: append to its thread's run queue."},
+    {"remove", FASTCALL(tasklet_remove_m), "remove() -> self: take it out of the run queue."},
+    {"run", FASTCALL(tasklet_run_m), "run(): run the tasklet now."},
+    {"switch", FASTCALL(tasklet_switch_m), "switch(): run the tasklet now, pausing the caller."},
     {"throw", (PyCFunction)(void (*)(void))tasklet_throw, METH_VARARGS | METH_KEYWORDS,
      "throw(exc, val=None, tb=None, pending=False): raise exc in the tasklet."},
     {"raise_exception", tasklet_raise_exception, METH_VARARGS,
      "raise_exception(exc_class, *args): raise exc_class(*args) in the tasklet."},
     {"kill", (PyCFunction)(void (*)(void))tasklet_kill, METH_VARARGS | METH_KEYWORDS,
      "kill(pending=False): raise TaskletExit in the tasklet."},
-    {"set_context", tasklet_set_context, METH_NOARGS, "Not implemented."},
+    {"set_context", FASTCALL(tasklet_set_context_m), "Not implemented."},
+    {"bind_thread", (PyCFunction)(void (*)(void))tasklet_bind_thread, METH_VARARGS,
+     "bind_thread(thread_id=None): move a tasklet that holds no C state to another thread."},
+    {"__reduce__", FASTCALL(cb_tasklet_reduce), "Tasklets cannot be pickled."},
+    {"__reduce_ex__", FASTCALL(cb_tasklet_reduce), "Tasklets cannot be pickled."},
+    {"__setstate__", FASTCALL(cb_tasklet_reduce), "Tasklets cannot be pickled."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -905,6 +1125,12 @@ static PyGetSetDef tasklet_getset[] = {
     RO("next", get_next, "The tasklet behind this one in the run queue."),
     RO("prev", get_prev, "The tasklet in front of this one in the run queue."),
     RO("frame", get_frame, "The tasklet's current Python frame, or None."),
+    RW("tempval", cb_tasklet_get_tempval, cb_tasklet_set_tempval,
+       "The value the tasklet resumes with (schedule()'s return, a channel value)."),
+    RO("recursion_depth", cb_tasklet_get_recursion_depth, "Python frames on the tasklet's stack."),
+    RO("nesting_level", cb_tasklet_get_nesting_level,
+       "0 without C state; 1 on its own C stack, 2 while waiting in a run loop."),
+    RO("restorable", cb_tasklet_get_restorable, "Holds no C state (never started, or ended)."),
     RO("method_name", get_method_name, "__name__ of the bound callable."),
     RO("module_name", get_module_name, "__module__ of the bound callable."),
     RO("file_name", get_file_name, "co_filename of the bound callable."),

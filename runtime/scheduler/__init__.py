@@ -1,8 +1,9 @@
 """Tasklets and channels for Python 3 (Carbon runtime).
 
 Everything of the C extension ``_scheduler`` is re-exported here, together with
-``QueueChannel``, ``block_trap`` and a few debugging helpers. ``current`` and
-``main`` are computed on every access, for the calling thread.
+``QueueChannel``, ``block_trap`` and a few debugging helpers. ``current``,
+``main``, ``runcount`` and ``threads`` are computed on every access, for the
+calling thread.
 """
 import collections
 import contextlib
@@ -23,7 +24,32 @@ def __getattr__(name):
         return _scheduler.getcurrent()
     if name == "main":
         return _scheduler.getmain()
+    if name == "runcount":
+        return _scheduler.getruncount()
+    if name == "threads":
+        # Stackless's order: the main thread first.
+        ids = _scheduler._thread_ids()
+        first = threading.main_thread().ident
+        if first in ids:
+            ids.remove(first)
+            ids.insert(0, first)
+        return ids
     raise AttributeError("module 'scheduler' has no attribute %r" % (name,))
+
+
+_NO_PICKLING = ("Carbon runtime tasklets run on their own C stacks, which cannot be "
+                "saved: nothing of the scheduler can be pickled "
+                "(see docs/stackless-divergence.md)")
+
+
+def pickle_flags(new_flags=-1, mask=-1):
+    """Stackless's pickling switches; tasklets cannot be pickled here."""
+    raise RuntimeError(_NO_PICKLING)
+
+
+def pickle_flags_default(new_flags=-1, mask=-1):
+    """Stackless's pickling switches; tasklets cannot be pickled here."""
+    raise RuntimeError(_NO_PICKLING)
 
 
 class QueueChannel(_scheduler.channel):
@@ -70,9 +96,12 @@ class QueueChannel(_scheduler.channel):
             return _scheduler.channel.balance.__get__(self)
 
     def send_sequence(self, seq):
+        count = 0
         with threading.Lock():
             for item in seq:
                 self.send(item)
+                count += 1
+        return count
 
     def __next__(self):
         with threading.Lock():

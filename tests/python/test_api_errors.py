@@ -1134,9 +1134,11 @@ class ModuleFunctionTest(Base):
             s.set_channel_callback(None)
 
     def test_noarg_functions_reject_arguments(self):
-        for f in (s.getcurrent, s.getmain, s.getruncount, s.calculateruncount, s.schedule,
-                  s.schedule_remove, s.run, s.get_schedule_callback, s.get_channel_callback,
-                  s.get_thread_info, s.get_schedule_manager,
+        # schedule(retval), schedule_remove(retval) and get_thread_info(thread_id)
+        # take Stackless's optional argument: tests/python/test_stackless_api.py
+        for f in (s.getcurrent, s.getmain, s.getruncount, s.calculateruncount,
+                  s.run, s.get_schedule_callback, s.get_channel_callback,
+                  s.get_schedule_manager,
                   s.get_number_of_active_schedule_managers, s.get_number_of_active_channels,
                   s.unblock_all_channels, s.get_use_nested_tasklets,
                   s.get_all_time_tasklet_count, s.get_active_tasklet_count):
