@@ -99,12 +99,12 @@ struct cb_embed_loop {
     uv_thread_t thread;
     cb_embed_heap sleepers;     /* keyed by monotonic deadline (ns) */
     cb_embed_heap frame_waiters;/* keyed by frame number */
+    struct cb_net_handle *net_handles; /* carbon.net's open handles (embed/net.c) */
     unsigned long long seq;     /* arrival order of waiters */
     unsigned long long frame;   /* frames done (ticks, or frame periods) */
     long long next_frame_ns;    /* when not ticked: the next frame boundary */
     struct carbon_worker *worker; /* the worker this thread runs, or NULL */
-    struct cb_net_handle *net_handles; /* carbon.net's open handles (embed/net.c) */
-    int main_woken;             /* a libuv callback of this turn woke the main tasklet */
+    int main_woken;             /* a callback of this turn woke the main tasklet */
 };
 
 /* The calling thread's loop, created on first use (NULL + exception). */

@@ -142,11 +142,11 @@ int cb_embed_loop_step(cb_embed_loop *loop, int mode)
 {
     long long ns, now;
 
-    loop->main_woken = 0;
     /* Also registers descriptors started since the last turn with epoll. A
      * tick with no handle of its own and no wakeup pending skips it (a poll
      * is a system call): tasklets woken by other threads are already in the
      * queue, the wakeup only ends a wait. */
+    loop->main_woken = 0;
     if (mode != CB_EMBED_TURN_TICK || loop->async_sent || uv_loop_alive(&loop->uv))
         run_nowait(loop);
     if (mode == CB_EMBED_TURN_WAIT && (ns = wait_budget(loop)) != 0) {

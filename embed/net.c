@@ -40,13 +40,7 @@ void cb_net_wake(cb_net_wait *w, int status)
     if (w->flag)
         return; /* already woken (a timeout and a completion in one turn) */
     w->status = status;
-    if (w->t->is_main) {
-        /* Its loop turn must not go on to sleep in the poll. */
-        cb_embed_loop *loop = cb_embed_loop_peek();
-        if (loop)
-            loop->main_woken = 1;
-    }
-    cb_embed_wake(w->t, &w->flag);
+    cb_embed_wake(w->t, &w->flag); /* a main tasklet: its loop turn will not sleep */
 }
 
 /* ---- timeouts ------------------------------------------------------------------------------ */

@@ -81,8 +81,8 @@ static void tcp_close_now(tcp_h *h)
         uv_close((uv_handle_t *)&h->tcp, free_tcp);
 }
 
-static void stream_forget(StreamObject *s, int status);
-static void server_forget(ServerObject *sv);
+static void stream_forget(StreamObject *s, int wake);
+static void server_forget(ServerObject *sv, int wake);
 
 static void tcp_loop_closing(cb_net_handle *link)
 {
@@ -90,9 +90,9 @@ static void tcp_loop_closing(cb_net_handle *link)
 
     if (h->obj) {
         if (h->is_server)
-            server_forget((ServerObject *)h->obj);
+            server_forget((ServerObject *)h->obj, 0);
         else
-            stream_forget((StreamObject *)h->obj, UV_EBADF);
+            stream_forget((StreamObject *)h->obj, 0);
     }
     h->obj = NULL;
     h->close_when_flushed = 0;
@@ -676,8 +676,9 @@ static PyObject *stream_write_eof(PyObject *self, PyObject *unused)
 }
 
 /* The object lets go of its handle: waiters are woken (they see the stream
- * closed); the handle closes once its queued writes are out. */
-static void stream_forget(StreamObject *s, int status)
+ * closed), or only forgotten when the loop itself is closing (its tasklets
+ * have been killed; like the timer heaps, nothing is woken then). */
+static void stream_forget(StreamObject *s, int wake)
 {
     tcp_h *h = s->h;
 
@@ -686,9 +687,13 @@ static void stream_forget(StreamObject *s, int status)
     stop_reading(s);
     s->h = NULL;
     h->obj = NULL;
-    wake_slot(&s->reader, status);
-    wake_slot(&s->writer, status);
-    wake_slot(&s->drainer, status);
+    if (wake) {
+        wake_slot(&s->reader, UV_EBADF);
+        wake_slot(&s->writer, UV_EBADF);
+        wake_slot(&s->drainer, UV_EBADF);
+    } else {
+        s->reader = s->writer = s->drainer = NULL;
+    }
     Py_CLEAR(s->handoff);
     free(s->buf);
     s->buf = NULL;
@@ -701,7 +706,7 @@ static void stream_release(StreamObject *s)
 
     if (!h)
         return;
-    stream_forget(s, UV_EBADF);
+    stream_forget(s, 1);
     if (h->writes && h->link.loop && !s->werr)
         h->close_when_flushed = 1;
     else
@@ -1057,7 +1062,7 @@ static void on_connection(uv_stream_t *st, int status)
     wake_acceptor(sv, 0);
 }
 
-static void server_forget(ServerObject *sv)
+static void server_forget(ServerObject *sv, int wake)
 {
     tcp_h *h = sv->h;
 
@@ -1070,8 +1075,9 @@ static void server_forget(ServerObject *sv)
         sv->qhead = (sv->qhead + 1) % ACCEPT_QUEUE;
         sv->qlen--;
     }
-    while (sv->first)
+    while (wake && sv->first)
         wake_acceptor(sv, UV_EBADF);
+    sv->first = sv->last = NULL;
 }
 
 static void server_release(ServerObject *sv)
@@ -1080,7 +1086,7 @@ static void server_release(ServerObject *sv)
 
     if (!h)
         return;
-    server_forget(sv);
+    server_forget(sv, 1);
     tcp_close_now(h);
 }
 

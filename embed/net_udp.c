@@ -42,7 +42,7 @@ static void udp_close_now(udp_h *h)
         uv_close((uv_handle_t *)&h->udp, free_udp);
 }
 
-static void endpoint_forget(EndpointObject *e)
+static void endpoint_forget(EndpointObject *e, int wake)
 {
     udp_h *h = e->h;
     cb_net_wait *w = e->reader;
@@ -51,10 +51,9 @@ static void endpoint_forget(EndpointObject *e)
         return;
     e->h = NULL;
     h->obj = NULL;
-    if (w) {
-        e->reader = NULL;
+    e->reader = NULL;
+    if (w && wake) /* not when the loop closes: see stream_forget() */
         cb_net_wake(w, UV_EBADF);
-    }
     while (e->qlen) {
         Py_CLEAR(e->queue[e->qhead]);
         e->qhead = (e->qhead + 1) % RECV_QUEUE;
@@ -67,7 +66,7 @@ static void udp_loop_closing(cb_net_handle *link)
     udp_h *h = (udp_h *)((char *)link - offsetof(udp_h, link));
 
     if (h->obj)
-        endpoint_forget((EndpointObject *)h->obj);
+        endpoint_forget((EndpointObject *)h->obj, 0);
     udp_close_now(h);
 }
 
@@ -252,7 +251,7 @@ static PyObject *endpoint_close(PyObject *self, PyObject *unused)
 
     (void)unused;
     if (h) {
-        endpoint_forget(e);
+        endpoint_forget(e, 1);
         udp_close_now(h);
     }
     Py_RETURN_NONE;

@@ -133,7 +133,13 @@ long long cb_embed_heap_min(const cb_embed_heap *h)
 
 void cb_embed_wake(cb_tasklet *t, unsigned *flag)
 {
+    cb_embed_loop *loop;
+
     *flag = 1;
+    /* A main tasklet waiting in its loop is not queued: tell the loop not
+     * to go on waiting this turn. */
+    if (t->is_main && (loop = cb_embed_loop_peek()) && loop->mgr == t->mgr)
+        loop->main_woken = 1;
     cb_make_runnable(t, 0); /* wakes its thread if it is another one */
 }
 
