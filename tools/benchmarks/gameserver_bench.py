@@ -84,8 +84,10 @@ def table(rows):
     for r in rows:
         target = ""
         if r["bots"] == 1000:
-            met = r["lost"] == 0 and r["tick_p99_ms"] <= r["budget_ms"]
-            target = "0 lost, p99 <= budget: %s" % ("met" if met else "MISSED")
+            target = "0 lost: %s; tick p99 <= budget: %s (without run-queue wait: %s)" % (
+                "met" if r["lost"] == 0 else "MISSED",
+                "met" if r["tick_p99_ms"] <= r["budget_ms"] else "MISSED",
+                "met" if (r["unqueued_p99_ms"] or 0) <= r["budget_ms"] else "MISSED")
         out.append("| %d | %d | %d | %d | %d | %.2f / %.2f / %.2f | %.2f / %.2f | %.2f / %.2f | %d of %d | "
                    "%.1f KiB | %.0f / %.0f | %s |" % (
             r["bots"], r["logged_in"], r["msgs_per_s"], r["lost"], r["duplicated"], r["tick_p50_ms"],
