@@ -103,7 +103,7 @@ def main():
     exe = shutil.which("chromium") or shutil.which("chromium-browser")
     if exe is None:
         print("SKIP: chromium is not installed (tools/dev test installs Debian's chromium)")
-        return 0
+        return 77                    # ctest: SKIP_RETURN_CODE
     bin_dir = harness.bin_dir_from_argv()
     shot = os.environ.get("GAME_SERVER_SCREENSHOT") or os.path.join(bin_dir, "..", "dashboard.png")
     with tempfile.TemporaryDirectory() as tmp:
