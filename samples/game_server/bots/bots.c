@@ -182,8 +182,6 @@ static void bot_close(bot *b)
 {
     if (b->state == 5)
         return;
-    if (b->state == 2 || b->state == 1)
-        logged_in += 0;
     b->state = 5;
     uv_close((uv_handle_t *)&b->tcp, on_close);
 }
