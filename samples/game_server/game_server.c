@@ -248,8 +248,8 @@ int main(int argc, char **argv)
             over++;
         tasklets = st.runnable + st.blocked + st.sleeping + st.waiting_frames;
         /* The dashboard's numbers: a few microseconds, outside the tick. */
-        snprintf(code, sizeof code, "gameserver.host_frame(%lld, %lld, %llu, %llu)\n",
-                 (long long)st.elapsed_ns, cpu_ns, tasklets, late);
+        snprintf(code, sizeof code, "gameserver.host_frame(%lld, %lld, %lld, %llu, %llu)\n",
+                 (long long)st.elapsed_ns, cpu_ns, wait_ns, tasklets, late);
         if (carbon_run_string(code) != CARBON_OK)
             fprintf(stderr, "game_server: host_frame: %s\n", carbon_last_error());
 
