@@ -35,7 +35,7 @@ static size_t msg_size;
 static char *msg;
 static char rbuf[1 << 16];
 static uint32_t *hist;
-static uint64_t counted, t_start, t_end, warm_end;
+static uint64_t counted, all_msgs, t_start, t_end, warm_end;
 static int idle_mode, stopping;
 static uv_timer_t stop_timer;
 static uv_pipe_t stdin_pipe;
@@ -112,6 +112,7 @@ static void on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b)
     }
     if (stopping)
         return;
+    all_msgs++;
     if (now >= warm_end) {
         uint64_t us = (now - c->sent_at) / 1000;
         hist[us < HIST_MAX ? us : HIST_MAX]++;
@@ -153,9 +154,10 @@ static void on_stop(uv_timer_t *t)
     t_end = uv_hrtime();
     secs = (double)(t_end - warm_end) / 1e9;
     printf("{\"connections\": %d, \"size\": %zu, \"seconds\": %.3f, \"messages\": %llu, "
-           "\"msgs_per_s\": %.1f, \"p50_us\": %.1f, \"p99_us\": %.1f, \"p999_us\": %.1f}\n",
+           "\"msgs_per_s\": %.1f, \"p50_us\": %.1f, \"p99_us\": %.1f, \"p999_us\": %.1f, "
+           "\"all_messages\": %llu}\n",
            n_conns, msg_size, secs, (unsigned long long)counted, (double)counted / secs, pct(0.5),
-           pct(0.99), pct(0.999));
+           pct(0.99), pct(0.999), (unsigned long long)all_msgs);
     fflush(stdout);
     exit(0);
 }

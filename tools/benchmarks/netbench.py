@@ -62,6 +62,13 @@ def stop_server(p):
     p.wait()
 
 
+def cpu_seconds(pid):
+    """User + system CPU time of a process so far."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def mem_bytes(pid):
     kb = 0
     with open("/proc/%d/status" % pid) as f:
@@ -115,7 +122,12 @@ def run(build, conns=1000, seconds=5.0, warmup=1.0, reps=1, sizes=(64, 4096), se
                 if m is not None:
                     memory.setdefault(impl, []).append(m)
                 for size in sizes:
+                    cpu0 = cpu_seconds(p.pid)
                     res = loadgen(build, port, conns, size, seconds, warmup)
+                    if res.get("all_messages"):
+                        # The server's CPU per message: on a shared, loaded
+                        # machine it moves much less than messages/s.
+                        res["cpu_us_per_msg"] = (cpu_seconds(p.pid) - cpu0) * 1e6 / res["all_messages"]
                     log("tools/bench: net %s %d B x%d (rep %d): %s" % (impl, size, conns, rep + 1, res))
                     if "error" not in res:
                         samples.setdefault((impl, size), []).append(res)
@@ -132,19 +144,23 @@ def _med(vals):
 def summary(res):
     out = {}
     for (impl, size), runs in res["samples"].items():
-        out[(impl, size)] = {k: _med([r[k] for r in runs]) for k in ("msgs_per_s", "p50_us", "p99_us")}
+        out[(impl, size)] = {k: _med([r[k] for r in runs if k in r])
+                             for k in ("msgs_per_s", "p50_us", "p99_us", "cpu_us_per_msg")}
     return out
 
 
 def table(res):
     s = summary(res)
     sizes = res["sizes"]
-    head = "| server | " + " | ".join("%d B msg/s | p50 | p99" % z for z in sizes) + " | RSS+PTE / idle conn |"
+    head = "| server | " + " | ".join("%d B msg/s | p50 | p99 | CPU/msg" % z for z in sizes) + \
+        " | RSS+PTE / idle conn |"
     lines = ["%d connections, %.0f s per size, median of %d run(s)" % (res["conns"], res["seconds"], res["reps"]),
-             "", head, "|---|" + "---:|---:|---:|" * len(sizes) + "---:|"]
+             "", head, "|---|" + "---:|---:|---:|---:|" * len(sizes) + "---:|"]
 
     def ms(us):
-        return "%.1f ms" % (us / 1000) if us is not None else ""
+        if us is None:
+            return ""
+        return "%.0f us" % us if us < 1000 else "%.1f ms" % (us / 1000)
 
     for impl in res["servers"]:
         if impl in res["missing"]:
@@ -153,7 +169,9 @@ def table(res):
         cells = []
         for z in sizes:
             v = s.get((impl, z))
-            cells += ["%.0f" % v["msgs_per_s"], ms(v["p50_us"]), ms(v["p99_us"])] if v else ["", "", ""]
+            cpu = v and v.get("cpu_us_per_msg")
+            cells += ["%.0f" % v["msgs_per_s"], ms(v["p50_us"]), ms(v["p99_us"]),
+                      "%.2f us" % cpu if cpu else ""] if v else ["", "", "", ""]
         mem = _med(res["memory"].get(impl, []))
         lines.append("| %s | %s | %s |" % (impl, " | ".join(cells),
                                             "%.1f KiB" % (mem / 1024) if mem is not None else ""))
@@ -169,7 +187,9 @@ def table(res):
                 ("uvloop / carbon.net p99, %d B" % z, ratio("uvloop", "carbon", z, "p99_us"), 1.0),
                 ("carbon.net / asyncio msg/s, %d B" % z, ratio("carbon", "asyncio", z), 2.0),
                 ("carbon.net / gevent msg/s, %d B" % z, ratio("carbon", "gevent", z), 2.0),
-                ("patched / gevent msg/s, %d B" % z, ratio("patched", "gevent", z), 1.0)):
+                ("patched / gevent msg/s, %d B" % z, ratio("patched", "gevent", z), 1.0),
+                ("uvloop / carbon.net server CPU per message, %d B" % z,
+                 ratio("uvloop", "carbon", z, "cpu_us_per_msg"), 1.0)):
             verdicts.append((label, r, want))
     lines += ["", "| target | ratio | wanted | met |", "|---|---:|---:|---|"]
     for label, r, want in verdicts:
