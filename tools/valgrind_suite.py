@@ -8,7 +8,8 @@ Each test's own command, environment and working directory come from
 stacks are registered with valgrind (VALGRIND_STACK_REGISTER), so memcheck
 follows the switches; PYTHONMALLOC=malloc lets it see every Python object.
 Tests run by plain python3 are skipped (the same file also runs in the carbon
-host), as are tests that measure time or exhaust memory on purpose.
+host), as are tests that measure time or exhaust memory on purpose, and the
+game server sample's integration tests (processes talking over loopback).
 """
 import json
 import os
@@ -16,7 +17,7 @@ import re
 import subprocess
 import sys
 
-SKIP = re.compile(r"\.python$|limits|bench|idle")
+SKIP = re.compile(r"\.python$|limits|bench|idle|^game_server\.")
 VALGRIND = ["valgrind", "--error-exitcode=99", "--quiet", "--leak-check=no", "--fair-sched=yes",
             "--num-callers=50",
             "--suppressions=" + os.path.join(os.path.dirname(__file__), "valgrind.supp")]
