@@ -163,6 +163,7 @@ typedef struct cb_globals {
     cb_fast_callback fast_callback;
     size_t stack_size;
     long managers;
+    long manager_threads;          /* threads with a manager that have not ended */
     long channels;
     long tasklets;
     long tasklets_all_time;

@@ -21,6 +21,7 @@ static void thread_end_dealloc(PyObject *self)
 {
     cb_manager *m = ((thread_end *)self)->mgr;
 
+    cb_g.manager_threads--;
     if (cb_can_unwind_here(m) && Py_REFCNT(m) > 1) {
         PyObject *exc = cb_err_fetch();
         if (cb_kill_all(m) < 0)
@@ -50,6 +51,7 @@ static int add_thread_end(PyObject *dict, cb_manager *m)
     if (!e)
         return -1;
     e->mgr = (cb_manager *)Py_NewRef(m);
+    cb_g.manager_threads++;
     rc = PyDict_SetItemString(dict, THREAD_END_KEY, (PyObject *)e);
     Py_DECREF(e);
     return rc;
