@@ -299,6 +299,8 @@ PyObject *cb_embed_worker_join_tasklet(carbon_worker *w)
         m = loop->mgr;
         j.t = (cb_tasklet *)Py_NewRef((PyObject *)m->current);
         j.next = w->joiners;
+        /* unlinked again before this frame returns (below, or by worker_end) */
+        // cppcheck-suppress autoVariables
         w->joiners = &j;
         while (!j.flag) {
             if (cb_block_current(m, &j.flag) < 0) {

@@ -271,8 +271,9 @@ int cb_tasklet_owned(cb_tasklet *t, const char *verb);
 cb_tasklet *cb_tasklet_new_main(cb_manager *mgr);
 void cb_forget_orphan_main(cb_tasklet *t);
 int cb_tasklet_needs_unwind(cb_tasklet *t);
-/* After a kill: one that survived TaskletExit is leaked for good (reported). */
-void cb_tasklet_leak_if_alive(cb_tasklet *t);
+/* After a kill: one that survived TaskletExit and that nothing but the
+ * caller's `refs` references hold is leaked for good (reported). */
+void cb_tasklet_leak_if_unowned(cb_tasklet *t, Py_ssize_t refs);
 PyObject *cb_tasklet_repr_state(cb_tasklet *t);
 
 /* ---- channel.c ---------------------------------------------------------------- */

@@ -792,7 +792,7 @@ void cb_process_deferred_kills(cb_manager *m)
         if (t->alive && t->started && t->mgr == m) {
             if (cb_kill_alone(m, t) < 0)
                 PyErr_WriteUnraisable((PyObject *)t);
-            cb_tasklet_leak_if_alive(t);
+            cb_tasklet_leak_if_unowned(t, 1); /* the list's reference */
         }
         Py_DECREF(t); /* taken when its last reference was dropped elsewhere */
     }

@@ -214,10 +214,10 @@ static int tasklet_clear(PyObject *self)
     return 0;
 }
 
-void cb_tasklet_leak_if_alive(cb_tasklet *t)
+void cb_tasklet_leak_if_unowned(cb_tasklet *t, Py_ssize_t refs)
 {
-    if (!cb_tasklet_needs_unwind(t))
-        return;
+    if (!cb_tasklet_needs_unwind(t) || Py_REFCNT(t) > refs)
+        return; /* dead, or queued / waiting / referenced: it goes on */
     /* It caught TaskletExit and went on waiting: its frames stay alive, so
      * the object and its stack are kept for ever (and reachable, so the
      * collector never clears what its frames use). */
@@ -282,7 +282,7 @@ static void tasklet_finalize(PyObject *self)
     } else {
         if (cb_kill_alone(m, t) < 0)
             PyErr_WriteUnraisable(self);
-        cb_tasklet_leak_if_alive(t);
+        cb_tasklet_leak_if_unowned(t, 1); /* revived by the dealloc: 1 */
     }
     cb_err_restore(saved);
 }
@@ -297,7 +297,7 @@ static void tasklet_dealloc(PyObject *self)
         if (cb_tasklet_needs_unwind(t)) {
             /* Not killed (its finalizer could not run here): kept. */
             Py_SET_REFCNT(self, 0);
-            cb_tasklet_leak_if_alive(t);
+            cb_tasklet_leak_if_unowned(t, 0);
             return;
         }
     }
