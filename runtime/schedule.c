@@ -707,12 +707,18 @@ int cb_kill(cb_tasklet *t, int pending)
 {
     cb_manager *m = t->mgr;
 
-    if ((!t->alive && !t->is_main) || kill_pending(t))
+    if (!t->alive && !t->is_main)
         return 0;
     if (t == m->current) {
+        /* Even with a kill pending (deferred after a completed transfer):
+         * killing oneself always raises. */
+        if (kill_pending(t))
+            Py_CLEAR(t->pending_exc);
         PyErr_SetNone(cb_TaskletExit);
         return -1;
     }
+    if (kill_pending(t))
+        return 0;
     if (!t->started && !t->is_main)
         return kill_unstarted(m, t, pending);
     if (!pending && cb_check_switch_allowed(m) < 0)

@@ -1,0 +1,28 @@
+# Issue 13 machinery, short forms (docs/reliability.md); long forms are
+# `tools/dev fuzz|refleak|stress`.
+set(_rel_env "PYTHONPATH=${CARBON_PYTHON_DIR}:${CARBON_TEST_PYTHON_DIR}" "PYTHONDONTWRITEBYTECODE=1"
+             "PYTHONFAULTHANDLER=1")
+if(CARBON_SANITIZE)
+    list(APPEND _rel_env "ASAN_OPTIONS=detect_leaks=0:abort_on_error=1"
+                         "UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1" "LD_PRELOAD=${LIBASAN}:${LIBUBSAN}")
+endif()
+
+# Model-based differential test: 2,000 fixed-seed programs.
+add_test(NAME model.differential COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/model/test_model.py)
+set_tests_properties(model.differential PROPERTIES ENVIRONMENT "${_rel_env}" TIMEOUT 300)
+
+# Refleak, short form: a few test files, 3 runs each in one process.
+add_test(NAME refleak.short COMMAND ${Python3_EXECUTABLE} ${CMAKE_SOURCE_DIR}/tools/refleak.py --runs 3
+         --python ${Python3_EXECUTABLE} --pythonpath "${CARBON_PYTHON_DIR}:${CARBON_TEST_PYTHON_DIR}"
+         ${CMAKE_CURRENT_SOURCE_DIR}/python/test_reliability.py
+         ${CMAKE_CURRENT_SOURCE_DIR}/python/test_sem_05_channels.py
+         ${CMAKE_CURRENT_SOURCE_DIR}/python/test_sem_09_lifetime.py)
+set_tests_properties(refleak.short PROPERTIES ENVIRONMENT "${_rel_env}" TIMEOUT 300)
+
+# Static analysis, when cppcheck is installed (tools/dev lint installs it).
+find_program(CARBON_CPPCHECK cppcheck)
+if(CARBON_CPPCHECK)
+    add_test(NAME lint.cppcheck COMMAND ${CMAKE_SOURCE_DIR}/tools/dev lint
+             WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
+    set_tests_properties(lint.cppcheck PROPERTIES TIMEOUT 300)
+endif()
