@@ -26,3 +26,13 @@ if(CARBON_CPPCHECK)
              WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
     set_tests_properties(lint.cppcheck PROPERTIES TIMEOUT 300)
 endif()
+
+# Fault injection: an extension hooking PyMem_SetAllocator and a preloadable
+# mmap shim, both next to the test modules (tests/python/test_fault_injection.py).
+Python3_add_library(faultinject MODULE WITH_SOABI faultinject/faultinject.c)
+target_link_libraries(faultinject PRIVATE ${CMAKE_DL_LIBS})
+set_target_properties(faultinject PROPERTIES LIBRARY_OUTPUT_DIRECTORY ${CARBON_TEST_PYTHON_DIR})
+add_library(carbon_faultshim SHARED faultinject/faultshim.c)
+target_link_libraries(carbon_faultshim PRIVATE ${CMAKE_DL_LIBS})
+set_target_properties(carbon_faultshim PROPERTIES LIBRARY_OUTPUT_DIRECTORY ${CARBON_TEST_PYTHON_DIR}
+                      C_VISIBILITY_PRESET default)
