@@ -36,3 +36,8 @@ add_library(carbon_faultshim SHARED faultinject/faultshim.c)
 target_link_libraries(carbon_faultshim PRIVATE ${CMAKE_DL_LIBS})
 set_target_properties(carbon_faultshim PROPERTIES LIBRARY_OUTPUT_DIRECTORY ${CARBON_TEST_PYTHON_DIR}
                       C_VISIBILITY_PRESET default)
+
+# Stress, short form: 4 threads x 100 tasklets, 5 s at most (tools/dev stress: 1,000 and 60 s).
+add_test(NAME stress.short COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/stress/stress.py
+         --threads 4 --tasklets 100 --messages 20000 --seconds 5)
+set_tests_properties(stress.short PROPERTIES ENVIRONMENT "${_rel_env}" TIMEOUT 120)

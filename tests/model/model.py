@@ -138,6 +138,7 @@ class Model:
                 if runs_next:
                     self.unqueue(t)
                     self.append(t)
+                    t.xfer_done = True  # delivered: a kill waits for the next operation
                     return "yield", None
                 return "continue", None
             ch.waiters.append((t, 1, v))

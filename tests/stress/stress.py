@@ -1,0 +1,137 @@
+#!/usr/bin/env python3
+"""Stress (docs/reliability.md): threads x tasklets exchanging messages over
+shared channels while kills race with the transfers.
+
+    stress.py [--threads 4] [--tasklets 1000] [--messages 1000000] [--seconds 60]
+
+Every message has an id. Invariants checked at the end: no message is
+received twice; every send() that returned normally was received; nothing is
+received that was not sent. Kills (pending) hit random tasklets of each
+thread; replacement receivers keep the exchange going. Bounded by
+--messages and --seconds. Also checks the tasklet count returns to the
+baseline (no leak) when every thread has ended.
+"""
+import argparse
+import random
+import sys
+import threading
+import time
+
+import scheduler as s
+
+
+def run(threads=4, tasklets=1000, messages=1_000_000, seconds=60.0, seed=1):
+    chans = [s.channel() for _ in range(4)]
+    lock = threading.Lock()
+    sent_ok, told, received = set(), set(), []
+    stop = threading.Event()
+    senders_left = [0]
+    deadline = time.monotonic() + seconds
+    per_sender = max(1, messages // max(1, threads * (tasklets // 2)))
+    base_tasklets = s.get_active_tasklet_count()
+    errors = []
+
+    def worker(wid):
+        rng = random.Random(seed * 1000 + wid)
+        local = []
+
+        def sender(sid):
+            try:
+                for i in range(per_sender):
+                    ch = chans[(sid + i) % len(chans)]
+                    mid = (wid, sid, i)
+                    if i % 8 == 7:
+                        s.schedule()
+                    try:
+                        ch.send(mid)
+                    except s.TaskletExit:
+                        with lock:
+                            told.add(mid)
+                        raise
+                    with lock:
+                        sent_ok.add(mid)
+            finally:
+                with lock:
+                    senders_left[0] -= 1
+
+        def receiver(rid):
+            ch = chans[rid % len(chans)]
+            while True:
+                v = ch.receive()
+                with lock:
+                    received.append(v)
+
+        nsend = tasklets // 2
+        with lock:
+            senders_left[0] += nsend
+        for i in range(nsend):
+            local.append(s.tasklet(sender)(i))
+        for i in range(tasklets - nsend):
+            local.append(s.tasklet(receiver)(i))
+        try:
+            while not stop.is_set():
+                s.run_n_tasklets(50)  # short rounds: kills land mid-exchange
+                # kills race with transfers on the other threads
+                for _ in range(4):
+                    t = rng.choice(local)
+                    if t.alive:
+                        t.kill(pending=True)
+                if rng.random() < 0.05:
+                    # kills the waiters of every thread on one channel
+                    chans[rng.randrange(len(chans))].clear()
+                # keep enough receivers: replace one per round
+                for _ in range(3):
+                    local.append(s.tasklet(receiver)(rng.randrange(len(chans))))
+                local[:] = [t for t in local if t.alive]
+                time.sleep(0.0005)
+            for t in local:
+                if t.alive:
+                    t.kill(pending=True)
+            s.run()
+        except BaseException as e:  # reported by the checker
+            errors.append(repr(e))
+
+    ths = [threading.Thread(target=worker, args=(w,)) for w in range(threads)]
+    for th in ths:
+        th.start()
+    while time.monotonic() < deadline:
+        with lock:
+            if senders_left[0] <= 0 and all(th.is_alive() for th in ths):
+                break
+        time.sleep(0.01)
+    stop.set()
+    for th in ths:
+        th.join()
+    for ch in chans:
+        ch.close()
+    dup = len(received) - len(set(received))
+    rec = set(received)
+    lost = sent_ok - rec
+    phantom = (rec - sent_ok) | (rec & told)  # received, yet its sender was not told so
+    import gc
+    gc.collect()
+    leaked = s.get_active_tasklet_count() - base_tasklets
+    return {"received": len(received), "sent_ok": len(sent_ok), "told": len(told),
+            "duplicates": dup, "lost": len(lost), "phantom": len(phantom),
+            "leaked_tasklets": leaked, "errors": errors[:3],
+            "balances": [c.balance for c in chans]}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--threads", type=int, default=4)
+    ap.add_argument("--tasklets", type=int, default=1000)
+    ap.add_argument("--messages", type=int, default=1_000_000)
+    ap.add_argument("--seconds", type=float, default=60)
+    a = ap.parse_args()
+    t0 = time.monotonic()
+    r = run(a.threads, a.tasklets, a.messages, a.seconds)
+    print("stress: %.1f s %s" % (time.monotonic() - t0, r))
+    ok = (not r["duplicates"] and not r["lost"] and not r["phantom"] and not r["errors"]
+          and r["leaked_tasklets"] <= 0 and r["balances"] == [0] * 4)
+    print("stress: OK" if ok else "stress: FAILED")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
