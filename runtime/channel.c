@@ -201,12 +201,7 @@ int cb_channel_send(cb_channel *ch, PyObject *value, int is_exc)
         r->xfer_done = 1;
         cb_make_runnable_from(m, r, runs_next); /* its own thread's queue */
         Py_DECREF(r);
-        /* The value is delivered: an exception met while yielding to the
-         * receiver (a kill) waits for the next scheduling operation, so a
-         * sender that is told of an error never had its value received. */
-        if (yields && yield_to_partner(m) < 0)
-            defer_error(cur);
-        return 0;
+        return yields ? yield_to_partner(m) : 0;
     }
     if (ch->closing) {
         PyErr_SetString(PyExc_ValueError, "Send operation on a closed channel");

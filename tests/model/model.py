@@ -5,9 +5,10 @@ It covers what random programs (program.py) use: the run queue and run()'s
 round robin, run_n_tasklets(), schedule(), channel transfers with each
 preference (who runs next, who yields), blocking and balance, main blocking
 (it runs the queue until its transfer is done, else Deadlock), kill(pending=True)
-of unstarted, queued, blocked and current tasklets, and the rule that a
-transfer completed by a partner is never lost: an exception for its tasklet
-waits for its next scheduling operation.
+of unstarted, queued, blocked and current tasklets, and the rule that an
+exception beats a transfer completed by a partner: the tasklet raises and a
+value it was handed is dropped (docs/run-order.md, "An exception beats a
+completed transfer").
 
 Tasklet bodies are generators that yield requests to the model scheduler; the
 trace they append to must equal the one the real module produces.
@@ -81,9 +82,9 @@ class Model:
     # ---- running a tasklet until it gives control back to main ----
     def run_child(self, t):
         self.current = t
-        throw = False
-        if t.kill_pending and not t.xfer_done:
-            throw = True
+        # An exception beats a completed transfer (docs/run-order.md): a
+        # tasklet killed before it resumes raises, its value is dropped.
+        throw = t.kill_pending
         value, t.resume_value = t.resume_value, None
         t.xfer_done = False
         t.started = True
@@ -138,7 +139,6 @@ class Model:
                 if runs_next:
                     self.unqueue(t)
                     self.append(t)
-                    t.xfer_done = True  # delivered: a kill waits for the next operation
                     return "yield", None
                 return "continue", None
             ch.waiters.append((t, 1, v))
@@ -153,8 +153,7 @@ class Model:
                 if runs_next:
                     self.unqueue(t)
                     self.append(t)
-                    t.resume_value = v
-                    t.xfer_done = True  # the value is ours whatever happens
+                    t.resume_value = v  # dropped if an exception comes first
                     return "yield", None
                 return "continue", v
             ch.waiters.append((t, -1, None))

@@ -240,65 +240,6 @@ class QueueChannelFixes(SchedulerTestCase):
         self.assertEqual(len(q), 0)
 
 
-class SelfKill(SchedulerTestCase):
-    """Found by the model test: kill() of oneself raises even when a kill is
-    already pending (deferred behind a completed transfer)."""
-
-    def test_self_kill_with_deferred_kill(self):
-        ch = s.channel()
-        ch.preference = 1
-        log = []
-        box = []
-
-        def body():
-            try:
-                log.append(ch.receive())
-                box[0].kill(pending=True)
-                log.append("not reached")
-            except s.TaskletExit:
-                log.append("exit")
-                raise
-        box.append(s.tasklet(body)())
-        s.run()
-        ch.send(1)         # the receiver is runnable with its value
-        box[0].kill(pending=True)  # deferred: the value is received first
-        s.run()
-        self.assertEqual(log, [1, "exit"])
-        self.assertFalse(box[0].alive)
-
-
-class SenderToldOnlyIfNotDelivered(SchedulerTestCase):
-    """Found by the stress test: a send() that delivered its value and then
-    yielded to the receiver (preference -1) raised TaskletExit when killed
-    meanwhile, so the sender thought the value lost although it was received.
-    Now send() returns and the kill waits for the next operation."""
-
-    def test_kill_while_yielding_to_receiver(self):
-        ch = s.channel()
-        self.assertEqual(ch.preference, -1)
-        log = []
-        box = []
-
-        def rcv():
-            log.append(ch.receive())
-
-        def snd():
-            try:
-                ch.send(1)
-                log.append("send returned")
-                s.schedule()
-                log.append("not reached")
-            except s.TaskletExit:
-                log.append("exit")
-                raise
-        s.tasklet(rcv)()
-        s.run()
-        box.append(s.tasklet(snd)())
-        s.tasklet(lambda: box[0].kill(pending=True))()
-        s.run()
-        self.assertEqual(log, [1, "send returned", "exit"])
-
-
 class CapsuleOnFailure(unittest.TestCase):
     def test_module_init_is_clean(self):
         # defect 11 (module.c): _C_API is added with a reference of its own
