@@ -9,6 +9,9 @@
 #include <Python.h>
 
 #include <dlfcn.h>
+#include <execinfo.h>
+#include <stdlib.h>
+#include <unistd.h>
 
 static PyMemAllocatorEx saved_mem, saved_obj;
 static long long counter, fail_at = -1, fail_count = 1, failures;
@@ -21,6 +24,10 @@ static int should_fail(void)
         return 0;
     if (++counter >= fail_at && counter < fail_at + fail_count) {
         failures++;
+        if (getenv("FAULTINJECT_BACKTRACE")) { /* debugging aid: where it failed */
+            void *frames[32];
+            backtrace_symbols_fd(frames, backtrace(frames, 32), 2);
+        }
         return 1;
     }
     return 0;
