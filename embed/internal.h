@@ -167,6 +167,12 @@ void cb_embed_workers_free_all(void);
 long cb_embed_workers_running(void);
 /* Whether the worker running on this loop was asked to stop. */
 int cb_embed_worker_stopping(cb_embed_loop *loop);
+/* The stopping worker's main tasklet is about to get TaskletExit (again):
+ * returns 0 while it has had fewer than CB_WORKER_STOP_RETRIES; past that
+ * the worker is abandoned (reported, its thread parked for ever without the
+ * GIL, never joined) and this does not return. */
+#define CB_WORKER_STOP_RETRIES 100
+int cb_embed_worker_stop_retry(cb_embed_loop *loop);
 
 /* ---- module.c ------------------------------------------------------------------------ */
 

@@ -51,6 +51,7 @@ static int hook_idle(cb_manager *m, void *arg)
 
     (void)m;
     if (cb_embed_worker_stopping(loop)) {
+        cb_embed_worker_stop_retry(loop); /* bounded: then it never returns */
         PyErr_SetNone(cb_TaskletExit);
         return -1;
     }
@@ -74,10 +75,15 @@ int cb_embed_has_tasklets(cb_manager *m)
 int cb_embed_loop_can_wake(cb_embed_loop *loop)
 {
     return loop->sleepers.n || loop->frame_waiters.n || uv_loop_alive(&loop->uv) ||
-           cb_g.managers > 1 || cb_embed_workers_running() > 0;
+           cb_g.manager_threads > 1 || cb_embed_workers_running() > 0;
 }
 
 /* ---- one turn ------------------------------------------------------------------------------ */
+
+/* The longest single wait of a thread with nothing to do (see
+ * cb_embed_loop_step): the latency of Ctrl-C delivered to another thread
+ * and of a deadlock check after the last other thread ends. */
+#define WAIT_SLICE_NS (100LL * 1000000LL)
 
 /* How long the thread may sleep: -1 forever, else nanoseconds. */
 static long long wait_budget(cb_embed_loop *loop)
@@ -151,18 +157,24 @@ int cb_embed_loop_step(cb_embed_loop *loop, int mode)
         run_nowait(loop);
     if (mode == CB_EMBED_TURN_WAIT && (ns = wait_budget(loop)) != 0) {
         struct pollfd pfd = {.fd = uv_backend_fd(&loop->uv), .events = POLLIN};
-        struct timespec ts, *tsp = NULL;
+        struct timespec ts;
 
-        if (ns > 0) {
-            ts.tv_sec = (time_t)(ns / 1000000000LL);
-            ts.tv_nsec = (long)(ns % 1000000000LL);
-            tsp = &ts;
-        }
+        /* Never an endless wait: a signal may be delivered to another
+         * thread (its Python handler runs only here, on the main thread),
+         * and the other threads that made this wait legal may end without
+         * waking us (the caller then re-checks for a deadlock). */
+        if (ns < 0 || ns > WAIT_SLICE_NS)
+            ns = WAIT_SLICE_NS;
+        ts.tv_sec = (time_t)(ns / 1000000000LL);
+        ts.tv_nsec = (long)(ns % 1000000000LL);
         Py_BEGIN_ALLOW_THREADS
-        while (ppoll(&pfd, 1, tsp, NULL) < 0 && errno == EINTR && !tsp)
-            ;
+        ppoll(&pfd, 1, &ts, NULL);
         Py_END_ALLOW_THREADS
         run_nowait(loop);
+        /* Python signal handlers (KeyboardInterrupt for SIGINT): a no-op
+         * off the main thread. */
+        if (PyErr_CheckSignals() < 0)
+            return -1;
     }
     now = cb_monotonic_ns();
     advance_frames(loop, mode, now);

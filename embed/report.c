@@ -6,10 +6,16 @@
 #include <stdio.h>
 #include <string.h>
 
+/* NULL in, NULL out (a failed PyUnicode_AsUTF8). */
 static char *pymem_strdup(const char *s)
 {
-    size_t n = strlen(s) + 1;
-    char *d = PyMem_Malloc(n);
+    size_t n;
+    char *d;
+
+    if (!s)
+        return NULL;
+    n = strlen(s) + 1;
+    d = PyMem_Malloc(n);
 
     if (d)
         memcpy(d, s, n);

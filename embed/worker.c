@@ -14,6 +14,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 typedef struct joiner {
     cb_tasklet *t;      /* borrowed: the joining call holds a reference */
@@ -29,6 +30,9 @@ struct carbon_worker {
     PyObject *result;      /* what fn returned (Python-owned workers only) */
     char *name;
     atomic_int stop;
+    atomic_int exited;     /* the thread function returned */
+    atomic_int abandoned;  /* parked for ever after ignoring its stop */
+    int stop_raises;       /* TaskletExits raised into its main tasklet to stop it */
     unsigned started : 1;  /* the thread exists */
     unsigned ended : 1;    /* the thread has finished with Python */
     unsigned joining : 1;  /* someone is (or was) in uv_thread_join */
@@ -50,6 +54,30 @@ long cb_embed_workers_running(void)
 int cb_embed_worker_stopping(cb_embed_loop *loop)
 {
     return loop->worker && atomic_load(&loop->worker->stop);
+}
+
+static int worker_end(carbon_worker *w);
+
+int cb_embed_worker_stop_retry(cb_embed_loop *loop)
+{
+    carbon_worker *w = loop->worker;
+
+    if (++w->stop_raises <= CB_WORKER_STOP_RETRIES)
+        return 0;
+    /* Its main function swallows every TaskletExit (`except BaseException`
+     * in a loop): raising more only spins. It is given up: joiners and
+     * carbon_shutdown stop waiting, and the thread sleeps for ever without
+     * the GIL, touching nothing again. */
+    cb_embed_log(CARBON_LOG_ERROR,
+                 "worker %s ignored TaskletExit %d times while stopping; it is abandoned "
+                 "(its thread is parked and not joined)", w->name, CB_WORKER_STOP_RETRIES);
+    loop->worker = NULL;
+    w->loop = NULL;
+    worker_end(w);
+    atomic_store(&w->abandoned, 1);
+    (void)PyEval_SaveThread();
+    for (;;)
+        pause();
 }
 
 int cb_embed_worker_alive(carbon_worker *w)
@@ -178,6 +206,7 @@ static void worker_thread(void *arg)
     orphan = worker_end(w);
     PyThreadState_Clear(ts); /* drops the thread's manager */
     PyThreadState_DeleteCurrent(); /* and the GIL */
+    atomic_store(&w->exited, 1); /* w stays valid: a joiner, or freed below */
     if (orphan) {
         pthread_detach(pthread_self());
         free(w->name);
@@ -208,6 +237,8 @@ carbon_worker *cb_embed_worker_spawn(PyObject *fn, PyObject *args, const char *n
     w->fn = Py_NewRef(fn);
     w->args = Py_NewRef(args);
     atomic_init(&w->stop, 0);
+    atomic_init(&w->exited, 0);
+    atomic_init(&w->abandoned, 0);
     w->next = registry;
     if (registry)
         registry->prev = w;
@@ -241,7 +272,13 @@ static void join_thread(carbon_worker *w)
         return;
     w->joining = 1;
     save = PyEval_SaveThread();
-    uv_thread_join(&w->thread);
+    /* Polled, not a plain join: an abandoned worker's thread never exits. */
+    while (!atomic_load(&w->exited) && !atomic_load(&w->abandoned))
+        uv_sleep(1);
+    if (atomic_load(&w->abandoned))
+        pthread_detach(w->thread);
+    else
+        uv_thread_join(&w->thread);
     PyEval_RestoreThread(save);
     w->joined = 1;
 }
@@ -262,6 +299,8 @@ PyObject *cb_embed_worker_join_tasklet(carbon_worker *w)
         m = loop->mgr;
         j.t = (cb_tasklet *)Py_NewRef((PyObject *)m->current);
         j.next = w->joiners;
+        /* unlinked again before this frame returns (below, or by worker_end) */
+        // cppcheck-suppress autoVariables
         w->joiners = &j;
         while (!j.flag) {
             if (cb_block_current(m, &j.flag) < 0) {

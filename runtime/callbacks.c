@@ -4,9 +4,24 @@
  * switch tasklets in the middle of a switch or a transfer; scheduler.
  * switch_trap() cannot lower that trap. What it raises is reported with
  * PyErr_WriteUnraisable (still trapped: the unraisable hook is Python code
- * too) and the operation carries on.
+ * too) and the operation carries on, except KeyboardInterrupt, which reaches
+ * the code that called run().
  */
 #include "core.h"
+
+/* Ctrl-C must not be lost in a callback: the KeyboardInterrupt is raised in
+ * the calling thread's main tasklet when it next resumes, that is, from the
+ * run() (or blocking call) the program is in. */
+static void keep_interrupt(void)
+{
+    PyObject *exc = cb_err_fetch();
+    cb_manager *here = cb_manager_peek();
+
+    if (here && !here->main->child_exc)
+        here->main->child_exc = exc;
+    else
+        Py_XDECREF(exc); /* one is already on its way */
+}
 
 /* The caller has raised m->runtime_trap. */
 static void call_guarded(PyObject *cb, PyObject *args)
@@ -18,6 +33,8 @@ static void call_guarded(PyObject *cb, PyObject *args)
     r = PyObject_Call(cb, args, NULL);
     if (r)
         Py_DECREF(r);
+    else if (PyErr_ExceptionMatches(PyExc_KeyboardInterrupt))
+        keep_interrupt();
     else
         PyErr_WriteUnraisable(cb);
     Py_DECREF(cb);

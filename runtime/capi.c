@@ -1,11 +1,30 @@
 /* The scheduler._C_API capsule (include/carbon/scheduler.h). Every entry
- * point takes the GIL itself. */
+ * point takes the GIL itself (tests/c/test_capi.c calls each one from a
+ * thread that does not hold it) and checks the type of the object it is
+ * given. */
 #include "core.h"
 
 #include "carbon/scheduler.h"
 
 #define T(t) ((cb_tasklet *)(t))
 #define C(c) ((cb_channel *)(c))
+
+/* With the GIL held: 1 if o is a tasklet / channel, else 0 and TypeError. */
+static int is_tasklet(PyTaskletObject *o)
+{
+    if (o && CB_Tasklet_Check((PyObject *)o))
+        return 1;
+    PyErr_SetString(PyExc_TypeError, "a tasklet is required");
+    return 0;
+}
+
+static int is_channel(PyChannelObject *o)
+{
+    if (o && CB_Channel_Check((PyObject *)o))
+        return 1;
+    PyErr_SetString(PyExc_TypeError, "a channel is required");
+    return 0;
+}
 
 static PyObject *call_method(PyObject *o, const char *name, PyObject *args, PyObject *kwds)
 {
@@ -61,29 +80,55 @@ static int capi_tasklet_insert(PyTaskletObject *t)
     return simple_method((PyObject *)t, "insert");
 }
 
+/* The bit-fields share one word with alive/blocked/paused, which the
+ * scheduler writes under the GIL: reads and writes here take it too. */
 static int capi_tasklet_get_block_trap(PyTaskletObject *t)
 {
-    return T(t)->block_trap;
+    PyGILState_STATE g = PyGILState_Ensure();
+    int r = is_tasklet(t) ? T(t)->block_trap : 0;
+
+    PyGILState_Release(g);
+    return r;
 }
 
 static void capi_tasklet_set_block_trap(PyTaskletObject *t, int value)
 {
-    T(t)->block_trap = value != 0;
+    PyGILState_STATE g = PyGILState_Ensure();
+
+    if (is_tasklet(t))
+        T(t)->block_trap = value != 0;
+    PyGILState_Release(g);
 }
 
 static int capi_tasklet_is_main(PyTaskletObject *t)
 {
-    return T(t)->is_main;
+    PyGILState_STATE g = PyGILState_Ensure();
+    int r = is_tasklet(t) ? T(t)->is_main : 0;
+
+    PyGILState_Release(g);
+    return r;
 }
 
 static int capi_tasklet_check(PyObject *o)
 {
-    return o && CB_Tasklet_Check(o);
+    PyGILState_STATE g;
+    int r;
+
+    if (!o)
+        return 0;
+    g = PyGILState_Ensure();
+    r = CB_Tasklet_Check(o);
+    PyGILState_Release(g);
+    return r;
 }
 
 static int capi_tasklet_alive(PyTaskletObject *t)
 {
-    return T(t)->is_main ? T(t)->mgr != NULL : T(t)->alive;
+    PyGILState_STATE g = PyGILState_Ensure();
+    int r = is_tasklet(t) ? (T(t)->is_main ? T(t)->mgr != NULL : T(t)->alive) : 0;
+
+    PyGILState_Release(g);
+    return r;
 }
 
 static int capi_tasklet_kill(PyTaskletObject *t)
@@ -106,7 +151,9 @@ static int capi_channel_send(PyChannelObject *c, PyObject *value)
     PyGILState_STATE g = PyGILState_Ensure();
     int rc;
 
-    if (Py_IS_TYPE((PyObject *)c, &cb_ChannelType)) {
+    if (!is_channel(c)) {
+        rc = -1;
+    } else if (Py_IS_TYPE((PyObject *)c, &cb_ChannelType)) {
         rc = C(c)->initialised ? cb_channel_send(C(c), value, 0) : -1;
         if (!C(c)->initialised)
             PyErr_SetString(PyExc_RuntimeError, "Channel object is not valid.");
@@ -124,7 +171,9 @@ static PyObject *capi_channel_receive(PyChannelObject *c)
     PyGILState_STATE g = PyGILState_Ensure();
     PyObject *r;
 
-    if (Py_IS_TYPE((PyObject *)c, &cb_ChannelType) && C(c)->initialised)
+    if (!is_channel(c))
+        r = NULL;
+    else if (Py_IS_TYPE((PyObject *)c, &cb_ChannelType) && C(c)->initialised)
         r = cb_channel_receive(C(c));
     else
         r = PyObject_CallMethod((PyObject *)c, "receive", NULL);
@@ -137,7 +186,9 @@ static int capi_channel_send_exception(PyChannelObject *c, PyObject *klass, PyOb
     PyGILState_STATE g = PyGILState_Ensure();
     int rc = -1;
 
-    if (!cb_is_throwable(klass))
+    if (!is_channel(c))
+        ;
+    else if (!cb_is_throwable(klass))
         PyErr_SetString(PyExc_RuntimeError, "Exception type or instance required");
     else
         rc = cb_channel_send_exception(C(c), klass, value ? value : Py_None);
@@ -149,7 +200,10 @@ static int capi_channel_send_exception(PyChannelObject *c, PyObject *klass, PyOb
 static PyObject *capi_channel_get_queue(PyChannelObject *c)
 {
     PyGILState_STATE g = PyGILState_Ensure();
-    PyObject *r = Py_NewRef(C(c)->head ? (PyObject *)C(c)->head : Py_None);
+    PyObject *r = NULL;
+
+    if (is_channel(c))
+        r = Py_NewRef(C(c)->head ? (PyObject *)C(c)->head : Py_None);
 
     PyGILState_Release(g);
     return r;
@@ -157,22 +211,42 @@ static PyObject *capi_channel_get_queue(PyChannelObject *c)
 
 static int capi_channel_get_preference(PyChannelObject *c)
 {
-    return C(c)->preference;
+    PyGILState_STATE g = PyGILState_Ensure();
+    int r = is_channel(c) ? C(c)->preference : 0;
+
+    PyGILState_Release(g);
+    return r;
 }
 
 static void capi_channel_set_preference(PyChannelObject *c, int value)
 {
-    C(c)->preference = value < -1 ? -1 : value > 1 ? 1 : value;
+    PyGILState_STATE g = PyGILState_Ensure();
+
+    if (is_channel(c))
+        C(c)->preference = value < -1 ? -1 : value > 1 ? 1 : value;
+    PyGILState_Release(g);
 }
 
 static int capi_channel_get_balance(PyChannelObject *c)
 {
-    return C(c)->balance;
+    PyGILState_STATE g = PyGILState_Ensure();
+    int r = is_channel(c) ? C(c)->balance : 0;
+
+    PyGILState_Release(g);
+    return r;
 }
 
 static int capi_channel_check(PyObject *o)
 {
-    return o && CB_Channel_Check(o);
+    PyGILState_STATE g;
+    int r;
+
+    if (!o)
+        return 0;
+    g = PyGILState_Ensure();
+    r = CB_Channel_Check(o);
+    PyGILState_Release(g);
+    return r;
 }
 
 static int capi_channel_send_throw(PyChannelObject *c, PyObject *exc, PyObject *val, PyObject *tb)
@@ -180,8 +254,12 @@ static int capi_channel_send_throw(PyChannelObject *c, PyObject *exc, PyObject *
     PyGILState_STATE g = PyGILState_Ensure();
     int rc = -1;
 
-    if (!cb_is_throwable(exc) && !(exc && PyExceptionInstance_Check(exc)))
+    if (!is_channel(c))
+        ;
+    else if (!cb_is_throwable(exc) && !(exc && PyExceptionInstance_Check(exc)))
         PyErr_SetString(PyExc_RuntimeError, "Exception type or instance required");
+    else if (tb && tb != Py_None && !PyTraceBack_Check(tb))
+        PyErr_SetString(PyExc_TypeError, "tb must be a traceback or None");
     else
         rc = cb_channel_send_throw(C(c), exc, val ? val : Py_None, tb ? tb : Py_None);
     PyGILState_Release(g);
@@ -286,7 +364,11 @@ static int capi_set_channel_callback(PyObject *cb)
 
 static PyObject *capi_get_channel_callback(void)
 {
-    return cb_g.channel_callback;
+    PyGILState_STATE g = PyGILState_Ensure();
+    PyObject *r = cb_g.channel_callback;
+
+    PyGILState_Release(g);
+    return r;
 }
 
 static int capi_set_schedule_callback(PyObject *cb)
@@ -296,48 +378,66 @@ static int capi_set_schedule_callback(PyObject *cb)
 
 static void capi_set_schedule_fast_callback(schedule_hook_func *func)
 {
+    PyGILState_STATE g = PyGILState_Ensure();
+
     cb_g.fast_callback = (cb_fast_callback)(void (*)(void))func;
+    PyGILState_Release(g);
+}
+
+/* A process-wide counter, read under the GIL. */
+static int read_counter(const long *counter)
+{
+    PyGILState_STATE g = PyGILState_Ensure();
+    int r = (int)*counter;
+
+    PyGILState_Release(g);
+    return r;
 }
 
 static int capi_managers(void)
 {
-    return (int)cb_g.managers;
+    return read_counter(&cb_g.managers);
 }
 
 static int capi_channels(void)
 {
-    return (int)cb_g.channels;
+    return read_counter(&cb_g.channels);
 }
 
 static int capi_all_time(void)
 {
-    return (int)cb_g.tasklets_all_time;
+    return read_counter(&cb_g.tasklets_all_time);
 }
 
 static int capi_active(void)
 {
-    return (int)cb_g.tasklets;
+    return read_counter(&cb_g.tasklets);
 }
 
 static int capi_rwt_completed(void)
 {
-    return (int)cb_g.rwt_completed;
+    return read_counter(&cb_g.rwt_completed);
 }
 
 static int capi_rwt_switched(void)
 {
-    return (int)cb_g.rwt_switched;
+    return read_counter(&cb_g.rwt_switched);
 }
 
 static long capi_times_switched_to(PyTaskletObject *t)
 {
-    return T(t)->times_switched_to;
+    PyGILState_STATE g = PyGILState_Ensure();
+    long r = is_tasklet(t) ? T(t)->times_switched_to : 0;
+
+    PyGILState_Release(g);
+    return r;
 }
 
 static const char *capi_get_context(PyTaskletObject *t)
 {
     PyGILState_STATE g = PyGILState_Ensure();
-    const char *s = T(t)->context_text ? PyUnicode_AsUTF8(T(t)->context_text) : "";
+    const char *s = !is_tasklet(t) ? "" :
+                    T(t)->context_text ? PyUnicode_AsUTF8(T(t)->context_text) : "";
 
     if (!s) {
         PyErr_Clear();

@@ -56,6 +56,7 @@ static void waiter_append(cb_channel *ch, cb_tasklet *t, int dir)
     ch->balance += dir;
 }
 
+/* Takes t off its channel; the channel's reference passes to the caller. */
 void cb_channel_unlink(cb_tasklet *t)
 {
     cb_channel *ch = t->chan;
@@ -73,6 +74,14 @@ void cb_channel_unlink(cb_tasklet *t)
     t->blocked = 0;
     ch->balance -= t->chan_dir;
     update_closed(ch);
+}
+
+/* Takes t off its channel and drops the channel's reference: the only
+ * place that does (t may be freed unless the caller holds a reference). */
+void cb_channel_remove(cb_tasklet *t)
+{
+    cb_channel_unlink(t);
+    Py_DECREF(t);
 }
 
 /* After a non-blocking transfer that prefers the partner, the caller yields
@@ -101,10 +110,7 @@ static int wait_for_partner(cb_manager *m, cb_tasklet *cur)
         if (cur->is_main) {
             r = cb_run_until(m, main_unblocked, cur);
         } else {
-            if (cur->node.next) {
-                cb_queue_unlink(m, cur);
-                Py_DECREF(cur); /* current holds a reference */
-            }
+            cb_queue_remove(m, cur); /* current holds a reference */
             cb_suspend(m);
             r = 1;
         }
@@ -117,10 +123,8 @@ static int wait_for_partner(cb_manager *m, cb_tasklet *cur)
             return 0;
         }
         if (r < 0 || cb_raise_deferred(cur) < 0 || r == 0) {
-            if (cur->chan) {
-                cb_channel_unlink(cur);
-                Py_DECREF(cur);
-            }
+            if (cur->chan)
+                cb_channel_remove(cur);
             cur->blocked = 0;
             Py_CLEAR(cur->tempval);
             if (r == 0 && !PyErr_Occurred())
@@ -170,7 +174,7 @@ static PyObject *deliver(PyObject *value, int is_exc)
 
 /* ---- send and receive --------------------------------------------------------------- */
 
-/* Steals nothing: `value` is a new reference owned by the caller. */
+/* `value` is borrowed: the receiver gets its own new reference. */
 int cb_channel_send(cb_channel *ch, PyObject *value, int is_exc)
 {
     cb_manager *m = cb_manager_get();
@@ -363,8 +367,7 @@ static void channel_dealloc(PyObject *self)
      * waiter is simply let go. */
     while (ch->head) {
         cb_tasklet *t = ch->head;
-        cb_channel_unlink(t);
-        Py_DECREF(t);
+        cb_channel_remove(t); /* may free t: read ch->head again */
     }
     if (ch->initialised) {
         if (ch->all_prev)
@@ -489,8 +492,10 @@ int cb_channel_send_throw(cb_channel *ch, PyObject *exc, PyObject *val, PyObject
     instance = cb_make_exception(exc, val);
     if (!instance)
         return -1;
-    if (tb && PyTraceBack_Check(tb))
-        PyException_SetTraceback(instance, tb);
+    if (tb && tb != Py_None && PyException_SetTraceback(instance, tb) < 0) {
+        Py_DECREF(instance);
+        return -1;
+    }
     rc = cb_channel_send(ch, instance, 1);
     Py_DECREF(instance);
     return rc;
@@ -514,6 +519,11 @@ static PyObject *channel_send_throw(PyObject *self, PyObject *args, PyObject *kw
         PyErr_SetString(PyExc_TypeError,
                         "Channel.send_throw() argument 'exc' (pos 1) must be an Exception "
                         "type or instance");
+        return NULL;
+    }
+    if (tb != Py_None && !PyTraceBack_Check(tb)) {
+        PyErr_SetString(PyExc_TypeError,
+                        "Channel.send_throw() argument 'tb' (pos 3) must be a traceback or None");
         return NULL;
     }
     if (cb_channel_send_throw((cb_channel *)self, exc, val, tb) < 0)

@@ -163,6 +163,7 @@ typedef struct cb_globals {
     cb_fast_callback fast_callback;
     size_t stack_size;
     long managers;
+    long manager_threads;          /* threads with a manager that have not ended */
     long channels;
     long tasklets;
     long tasklets_all_time;
@@ -195,7 +196,12 @@ int cb_can_unwind_here(cb_manager *mgr);
 
 void cb_queue_append(cb_manager *mgr, cb_tasklet *t);       /* takes a reference */
 void cb_queue_insert_next(cb_manager *mgr, cb_tasklet *t);  /* right behind current */
-void cb_queue_unlink(cb_manager *mgr, cb_tasklet *t);       /* releases the reference */
+/* Unlinks t; the queue's reference passes to the caller (who drops it, or
+ * hands it on). */
+void cb_queue_unlink(cb_manager *mgr, cb_tasklet *t);
+/* Unlinks t if queued and releases the queue's reference; the caller must
+ * hold its own reference if it uses t afterwards. */
+void cb_queue_remove(cb_manager *mgr, cb_tasklet *t);
 cb_tasklet *cb_queue_first(cb_manager *mgr);
 cb_tasklet *cb_queue_next_of(cb_manager *mgr, cb_tasklet *t);
 cb_tasklet *cb_queue_prev_of(cb_manager *mgr, cb_tasklet *t);
@@ -265,6 +271,9 @@ int cb_tasklet_owned(cb_tasklet *t, const char *verb);
 cb_tasklet *cb_tasklet_new_main(cb_manager *mgr);
 void cb_forget_orphan_main(cb_tasklet *t);
 int cb_tasklet_needs_unwind(cb_tasklet *t);
+/* After a kill: one that survived TaskletExit and that nothing but the
+ * caller's `refs` references hold is leaked for good (reported). */
+void cb_tasklet_leak_if_unowned(cb_tasklet *t, Py_ssize_t refs);
 PyObject *cb_tasklet_repr_state(cb_tasklet *t);
 
 /* ---- channel.c ---------------------------------------------------------------- */
@@ -273,6 +282,8 @@ int cb_channel_send(cb_channel *ch, PyObject *value, int is_exc);
 PyObject *cb_channel_receive(cb_channel *ch);
 /* Takes t off its channel; the channel's reference passes to the caller. */
 void cb_channel_unlink(cb_tasklet *t);
+/* The same, releasing the channel's reference. */
+void cb_channel_remove(cb_tasklet *t);
 int cb_channel_clear(cb_channel *ch);
 int cb_channel_send_exception(cb_channel *ch, PyObject *klass, PyObject *value);
 int cb_channel_send_throw(cb_channel *ch, PyObject *exc, PyObject *val, PyObject *tb);

@@ -5,6 +5,57 @@
 #include "transfer.h"
 
 #define MANAGER_KEY "SCHEDULE_MANAGER"
+#define THREAD_END_KEY "SCHEDULE_MANAGER_THREAD_END"
+
+/* Sits next to the manager in the thread-state dict and holds a reference
+ * to it: when the thread ends (its dict is cleared) this dies on that thread,
+ * and the manager's tasklets are killed there even if something else keeps
+ * the manager alive (a waiter left on a channel would swallow what is sent
+ * to it). */
+typedef struct {
+    PyObject_HEAD
+    cb_manager *mgr; /* owned */
+} thread_end;
+
+static void thread_end_dealloc(PyObject *self)
+{
+    cb_manager *m = ((thread_end *)self)->mgr;
+
+    cb_g.manager_threads--;
+    if (cb_can_unwind_here(m) && Py_REFCNT(m) > 1) {
+        PyObject *exc = cb_err_fetch();
+        if (cb_kill_all(m) < 0)
+            PyErr_WriteUnraisable((PyObject *)m);
+        cb_err_restore(exc);
+    }
+    Py_DECREF(m); /* the last one runs the manager's own finalizer */
+    PyObject_Free(self);
+}
+
+static PyTypeObject thread_end_type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "scheduler._ThreadEnd",
+    .tp_basicsize = sizeof(thread_end),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_dealloc = thread_end_dealloc,
+};
+
+static int add_thread_end(PyObject *dict, cb_manager *m)
+{
+    thread_end *e;
+    int rc;
+
+    if (!(thread_end_type.tp_flags & Py_TPFLAGS_READY) && PyType_Ready(&thread_end_type) < 0)
+        return -1;
+    e = PyObject_New(thread_end, &thread_end_type);
+    if (!e)
+        return -1;
+    e->mgr = (cb_manager *)Py_NewRef(m);
+    cb_g.manager_threads++;
+    rc = PyDict_SetItemString(dict, THREAD_END_KEY, (PyObject *)e);
+    Py_DECREF(e);
+    return rc;
+}
 
 cb_globals cb_g = {
     .use_nested = 1,
@@ -87,6 +138,16 @@ void cb_queue_unlink(cb_manager *m, cb_tasklet *t)
     t->node.next->prev = t->node.prev;
     t->node.prev = t->node.next = NULL;
     m->queued--;
+}
+
+/* Unlinks t if it is queued and drops the queue's reference: the one place
+ * that does (t may be freed unless the caller holds a reference). */
+void cb_queue_remove(cb_manager *m, cb_tasklet *t)
+{
+    if (!t->node.next)
+        return;
+    cb_queue_unlink(m, t);
+    Py_DECREF(t);
 }
 
 static cb_tasklet *tasklet_after(cb_manager *m, cb_node *n)
@@ -231,7 +292,12 @@ cb_manager *cb_manager_get(void)
     if (!m)
         return NULL;
     tls_manager = m;
-    if (PyDict_SetItemString(dict, MANAGER_KEY, (PyObject *)m) < 0) {
+    if (PyDict_SetItemString(dict, MANAGER_KEY, (PyObject *)m) < 0 ||
+        add_thread_end(dict, m) < 0) {
+        PyObject *exc = cb_err_fetch();
+        if (PyDict_DelItemString(dict, MANAGER_KEY) < 0)
+            PyErr_Clear();
+        cb_err_restore(exc);
         tls_manager = NULL;
         Py_DECREF(m);
         return NULL;
@@ -279,17 +345,21 @@ static void manager_finalize(PyObject *self)
 }
 
 /* Cuts a tasklet loose from its dead manager; the references the queue and
- * channels held are appended to `drop`. One that could not be unwound keeps
- * its stack (frames on it may still be referenced) and is leaked. */
+ * channels held are appended to `drop` (leaked if `drop` could not be
+ * allocated: never a queue link to a dead manager). One that could not be
+ * unwound keeps its stack (frames on it may still be referenced) and is
+ * leaked. */
 static void detach_tasklet(cb_manager *m, cb_tasklet *t, PyObject **drop, size_t *ndrop)
 {
     if (t->chan) {
         cb_channel_unlink(t);
-        drop[(*ndrop)++] = (PyObject *)t;
+        if (drop)
+            drop[(*ndrop)++] = (PyObject *)t;
     }
     if (t->node.next) {
         cb_queue_unlink(m, t);
-        drop[(*ndrop)++] = (PyObject *)t;
+        if (drop)
+            drop[(*ndrop)++] = (PyObject *)t;
     }
     if (t->alive && t->started && !t->leaked) {
         t->leaked = 1;
@@ -321,10 +391,8 @@ static void manager_dealloc(PyObject *self)
         cb_tasklet *t = m->all;
         m->all = t->mgr_next;
         t->mgr_prev = t->mgr_next = NULL;
-        if (t != main && drop)
+        if (t != main)
             detach_tasklet(m, t, drop, &ndrop);
-        else if (t != main)
-            t->mgr = NULL;
     }
     while (m->deferred_kills) {
         cb_tasklet *t = m->deferred_kills;

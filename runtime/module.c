@@ -77,19 +77,25 @@ static PyObject *mod_run(PyObject *mod, PyObject *unused)
 
 static PyObject *mod_run_n_tasklets(PyObject *mod, PyObject *args)
 {
-    unsigned int n;
+    long long n;
     cb_manager *m;
 
     (void)mod;
-    if (!PyArg_ParseTuple(args, "I:number_of_tasklets", &n))
+    if (!PyArg_ParseTuple(args, "L:number_of_tasklets", &n))
         return NULL;
+    if (n < 0) {
+        /* The reference parses "I" and a negative count wraps to 4294967295. */
+        PyErr_SetString(PyExc_ValueError,
+                        "Invalid number: Number of Tasklets to run cannot be negative.");
+        return NULL;
+    }
     if (n == 0) {
         PyErr_SetString(PyExc_RuntimeError,
                         "Invalid number: Number of Tasklets to run must be greater than 0.");
         return NULL;
     }
     m = manager();
-    return m ? none_or_null(cb_run(m, (long long)n, -1)) : NULL;
+    return m ? none_or_null(cb_run(m, n, -1)) : NULL;
 }
 
 /* Replaces a process-wide callback; returns the previous one. */
@@ -232,12 +238,22 @@ static PyObject *mod_unblock_all_channels(PyObject *mod, PyObject *unused)
 
 static PyObject *mod_set_use_nested_tasklets(PyObject *mod, PyObject *args)
 {
-    unsigned char flag;
+    PyObject *flag;
+    int on;
 
     (void)mod;
-    if (!PyArg_ParseTuple(args, "b:set_use_nested_tasklets", &flag))
+    if (!PyArg_ParseTuple(args, "O:set_use_nested_tasklets", &flag))
         return NULL;
-    cb_g.use_nested = flag != 0;
+    /* Any integer by its truth (the reference's "b" rejected 300). */
+    if (!PyIndex_Check(flag)) {
+        PyErr_Format(PyExc_TypeError, "'%.200s' object cannot be interpreted as an integer",
+                     Py_TYPE(flag)->tp_name);
+        return NULL;
+    }
+    on = PyObject_IsTrue(flag);
+    if (on < 0)
+        return NULL;
+    cb_g.use_nested = on;
     Py_RETURN_NONE;
 }
 
@@ -465,12 +481,7 @@ static int add_type(PyObject *mod, const char *name, PyTypeObject *type)
 {
     if (PyType_Ready(type) < 0)
         return -1;
-    Py_INCREF(type);
-    if (PyModule_AddObject(mod, name, (PyObject *)type) < 0) {
-        Py_DECREF(type);
-        return -1;
-    }
-    return 0;
+    return PyModule_AddObjectRef(mod, name, (PyObject *)type);
 }
 
 PyObject *cb_capi_capsule(void);
@@ -478,6 +489,8 @@ PyObject *cb_capi_capsule(void);
 PyMODINIT_FUNC PyInit__scheduler(void)
 {
     PyObject *mod = PyModule_Create(&scheduler_module);
+    PyObject *capsule;
+    int rc;
 
     if (!mod)
         return NULL;
@@ -491,12 +504,12 @@ PyMODINIT_FUNC PyInit__scheduler(void)
         if (!cb_TaskletExit)
             goto fail;
     }
-    Py_INCREF(cb_TaskletExit);
-    if (PyModule_AddObject(mod, "TaskletExit", cb_TaskletExit) < 0) {
-        Py_DECREF(cb_TaskletExit);
+    if (PyModule_AddObjectRef(mod, "TaskletExit", cb_TaskletExit) < 0)
         goto fail;
-    }
-    if (PyModule_AddObject(mod, "_C_API", cb_capi_capsule()) < 0)
+    capsule = cb_capi_capsule();
+    rc = capsule ? PyModule_AddObjectRef(mod, "_C_API", capsule) : -1;
+    Py_XDECREF(capsule); /* PyModule_AddObject leaked it on failure */
+    if (rc < 0)
         goto fail;
     if (PyModule_AddStringConstant(mod, "switch_backend", cb_ctx_backend()) < 0 ||
         PyModule_AddIntConstant(mod, "MIN_STACK_SIZE", CB_STACK_MIN_SIZE) < 0 ||

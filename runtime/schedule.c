@@ -413,10 +413,7 @@ int cb_yield(cb_manager *m)
 /* Moves `t` (queued or not) right behind `after`. */
 static void queue_move_after(cb_manager *m, cb_tasklet *t, cb_tasklet *after)
 {
-    if (t->node.next) {
-        cb_queue_unlink(m, t);
-        Py_DECREF(t); /* callers hold their own reference */
-    }
+    cb_queue_remove(m, t); /* callers hold their own reference */
     Py_INCREF(t);
     node_link_after(&after->node, &t->node);
     m->queued++;
@@ -436,10 +433,7 @@ int cb_schedule(cb_manager *m, int remove)
     }
     if (cb_check_switch_allowed(m) < 0)
         return -1;
-    if (cur->node.next) {
-        cb_queue_unlink(m, cur);
-        Py_DECREF(cur); /* current still holds a reference */
-    }
+    cb_queue_remove(m, cur); /* current still holds a reference */
     if (remove)
         cur->paused = 1;
     else
@@ -453,8 +447,7 @@ static int switch_to_main(cb_manager *m, int stay_queued)
     cb_tasklet *cur = m->current;
 
     if (!stay_queued && cur->node.next) {
-        cb_queue_unlink(m, cur);
-        Py_DECREF(cur);
+        cb_queue_remove(m, cur);
         cur->paused = 1;
     }
     do_switch(m, m->main, NULL);
@@ -514,10 +507,8 @@ int cb_switch_tasklet(cb_manager *m, cb_tasklet *t)
      * someone insert()s it. */
     was_queued = cur->node.next != NULL;
     was_paused = cur->paused;
-    if (was_queued && !cur->is_main) {
-        cb_queue_unlink(m, cur);
-        Py_DECREF(cur);
-    }
+    if (was_queued && !cur->is_main)
+        cb_queue_remove(m, cur);
     cur->paused = 1;
     rc = run_segment(m, t, 0);
     if (cur->is_main) {
@@ -617,10 +608,7 @@ static int block_current(cb_manager *m, cb_tasklet *cur, unsigned *flag)
         }
         return 0;
     }
-    if (cur->node.next) {
-        cb_queue_unlink(m, cur);
-        Py_DECREF(cur);
-    }
+    cb_queue_remove(m, cur);
     cur->paused = 1;
     cb_suspend(m);
     return resume_check(cur);
@@ -636,10 +624,7 @@ static void die_unstarted(cb_manager *m, cb_tasklet *t)
     t->alive = 0;
     t->paused = 0;
     t->callable = t->args = t->kwargs = NULL;
-    if (t->node.next) {
-        cb_queue_unlink(m, t);
-        Py_DECREF(t); /* the caller holds a reference */
-    }
+    cb_queue_remove(m, t); /* the caller holds a reference */
     Py_XDECREF(callable);
     Py_XDECREF(args);
     Py_XDECREF(kwargs);
@@ -686,8 +671,7 @@ int cb_throw(cb_tasklet *t, PyObject *exc, int pending)
         if (pending) {
             t->blocked = 0; /* stays on the channel until it runs */
         } else {
-            cb_channel_unlink(t);
-            Py_DECREF(t); /* the channel's; the caller holds one */
+            cb_channel_remove(t); /* the caller holds a reference */
         }
     }
     Py_XSETREF(t->pending_exc, exc);
@@ -705,10 +689,8 @@ static int arm_kill(cb_tasklet *t)
 {
     PyObject *exc;
 
-    if (t->chan) {
-        cb_channel_unlink(t);
-        Py_DECREF(t); /* the channel's */
-    }
+    if (t->chan)
+        cb_channel_remove(t);
     exc = PyObject_CallNoArgs(cb_TaskletExit);
     if (!exc)
         return -1;
@@ -725,12 +707,18 @@ int cb_kill(cb_tasklet *t, int pending)
 {
     cb_manager *m = t->mgr;
 
-    if ((!t->alive && !t->is_main) || kill_pending(t))
+    if (!t->alive && !t->is_main)
         return 0;
     if (t == m->current) {
+        /* Even with a kill pending (deferred after a completed transfer):
+         * killing oneself always raises. */
+        if (kill_pending(t))
+            Py_CLEAR(t->pending_exc);
         PyErr_SetNone(cb_TaskletExit);
         return -1;
     }
+    if (kill_pending(t))
+        return 0;
     if (!t->started && !t->is_main)
         return kill_unstarted(m, t, pending);
     if (!pending && cb_check_switch_allowed(m) < 0)
@@ -807,8 +795,11 @@ void cb_process_deferred_kills(cb_manager *m)
         m->deferred_kills = t->kill_next;
         t->kill_next = NULL;
         t->kill_deferred = 0;
-        if (t->alive && t->started && t->mgr == m && cb_kill_alone(m, t) < 0)
-            PyErr_WriteUnraisable((PyObject *)t);
+        if (t->alive && t->started && t->mgr == m) {
+            if (cb_kill_alone(m, t) < 0)
+                PyErr_WriteUnraisable((PyObject *)t);
+            cb_tasklet_leak_if_unowned(t, 1); /* the list's reference */
+        }
         Py_DECREF(t); /* taken when its last reference was dropped elsewhere */
     }
 }

@@ -86,10 +86,16 @@ cb_tasklet *cb_tasklet_new_main(cb_manager *m)
     return t;
 }
 
+static void tasklet_finalize(PyObject *self);
+
 static PyObject *tasklet_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
     (void)args;
     (void)kwds;
+    /* A subclass defining __del__ got CPython's slot function, which would
+     * run only __del__: ours runs it, then kills the tasklet. */
+    if (type->tp_finalize != tasklet_finalize)
+        type->tp_finalize = tasklet_finalize;
     return type->tp_alloc(type, 0);
 }
 
@@ -208,17 +214,64 @@ static int tasklet_clear(PyObject *self)
     return 0;
 }
 
-/* The last reference to a suspended tasklet is gone: it is killed, on its own
- * thread (or later, there, if the reference was dropped on another one). */
+void cb_tasklet_leak_if_unowned(cb_tasklet *t, Py_ssize_t refs)
+{
+    if (!cb_tasklet_needs_unwind(t) || Py_REFCNT(t) > refs)
+        return; /* dead, or queued / waiting / referenced: it goes on */
+    /* It caught TaskletExit and went on waiting: its frames stay alive, so
+     * the object and its stack are kept for ever (and reachable, so the
+     * collector never clears what its frames use). */
+    t->leaked = 1;
+    Py_INCREF(t);
+    PySys_WriteStderr("carbon: tasklet %s survived TaskletExit after its last "
+                      "reference was dropped; it is leaked\n",
+                      t->method_name ? PyUnicode_AsUTF8(t->method_name) : "?");
+    PyErr_Clear();
+}
+
+/* A subclass's __del__, if it defines one (not our own slot wrapper). */
+static void call_subclass_del(PyObject *self)
+{
+    PyObject *mro = Py_TYPE(self)->tp_mro;
+    PyObject *del = NULL, *r;
+
+    if (Py_TYPE(self) == &cb_TaskletType || !mro)
+        return;
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(mro); i++) {
+        PyTypeObject *k = (PyTypeObject *)PyTuple_GET_ITEM(mro, i);
+        if (k == &cb_TaskletType)
+            break;
+        del = k->tp_dict ? PyDict_GetItemString(k->tp_dict, "__del__") : NULL; /* borrowed */
+        if (del)
+            break;
+    }
+    if (!del)
+        return;
+    Py_INCREF(del);
+    r = PyObject_CallOneArg(del, self);
+    if (r)
+        Py_DECREF(r);
+    else
+        PyErr_WriteUnraisable(del);
+    Py_DECREF(del);
+}
+
+/* The last reference to a suspended tasklet is gone (or the collector found
+ * it in a cycle): it is killed, on its own thread (or later, there, if the
+ * reference was dropped on another one). A subclass's __del__ runs first. */
 static void tasklet_finalize(PyObject *self)
 {
     cb_tasklet *t = (cb_tasklet *)self;
-    cb_manager *m = t->mgr;
+    cb_manager *m;
     PyObject *saved;
 
-    if (!cb_tasklet_needs_unwind(t) || t->kill_deferred)
-        return;
     saved = cb_err_fetch();
+    call_subclass_del(self);
+    m = t->mgr;
+    if (!cb_tasklet_needs_unwind(t) || t->kill_deferred) {
+        cb_err_restore(saved);
+        return;
+    }
     if (m != cb_manager_peek() || cb_switch_trapped(m) || m->switching) {
         /* Resurrected by the deferred-kill list until its thread kills it. */
         t->kill_deferred = 1;
@@ -226,8 +279,10 @@ static void tasklet_finalize(PyObject *self)
         m->deferred_kills = (cb_tasklet *)Py_NewRef(self);
         if (m != cb_manager_peek() && m->wakeup)
             m->wakeup(m, m->hook_arg);
-    } else if (cb_kill_alone(m, t) < 0) {
-        PyErr_WriteUnraisable(self);
+    } else {
+        if (cb_kill_alone(m, t) < 0)
+            PyErr_WriteUnraisable(self);
+        cb_tasklet_leak_if_unowned(t, 1); /* revived by the dealloc: 1 */
     }
     cb_err_restore(saved);
 }
@@ -240,13 +295,9 @@ static void tasklet_dealloc(PyObject *self)
         if (PyObject_CallFinalizerFromDealloc(self) < 0)
             return; /* resurrected */
         if (cb_tasklet_needs_unwind(t)) {
-            /* It caught TaskletExit and went on waiting: its frames stay
-             * alive, so the object and its stack are kept forever. */
-            t->leaked = 1;
-            PySys_WriteStderr("carbon: tasklet %s survived TaskletExit after its last "
-                              "reference was dropped; it is leaked\n",
-                              t->method_name ? PyUnicode_AsUTF8(t->method_name) : "?");
-            Py_SET_REFCNT(self, 1);
+            /* Not killed (its finalizer could not run here): kept. */
+            Py_SET_REFCNT(self, 0);
+            cb_tasklet_leak_if_unowned(t, 0);
             return;
         }
     }
@@ -546,8 +597,7 @@ static PyObject *tasklet_remove(PyObject *self, PyObject *unused)
     if (!cb_tasklet_valid(t))
         return NULL;
     if (!t->is_main && t->node.next) {
-        cb_queue_unlink(t->mgr, t);
-        Py_DECREF(t); /* the queue's; the caller holds one */
+        cb_queue_remove(t->mgr, t); /* the caller holds a reference */
         t->paused = 1;
     }
     return Py_NewRef(self);
@@ -597,7 +647,8 @@ static PyObject *tasklet_switch(PyObject *self, PyObject *unused)
 }
 
 /* throw()'s rules for a dead target and the thread check, then the throw. */
-static PyObject *throw_checked(cb_tasklet *t, PyObject *exc, PyObject *val, int pending)
+static PyObject *throw_checked(cb_tasklet *t, PyObject *exc, PyObject *val, PyObject *tb,
+                               int pending)
 {
     PyObject *instance;
 
@@ -613,6 +664,10 @@ static PyObject *throw_checked(cb_tasklet *t, PyObject *exc, PyObject *val, int 
     instance = cb_make_exception(exc, val);
     if (!instance)
         return NULL;
+    if (tb && tb != Py_None && PyException_SetTraceback(instance, tb) < 0) {
+        Py_DECREF(instance);
+        return NULL;
+    }
     if (cb_throw(t, instance, pending) < 0)
         return NULL;
     Py_RETURN_NONE;
@@ -632,9 +687,16 @@ static PyObject *tasklet_throw(PyObject *self, PyObject *args, PyObject *kwds)
         PyErr_SetString(PyExc_RuntimeError, "Failed to parse arguments");
         return NULL;
     }
-    (void)tb;
-    if (!exc || exc == Py_None || (PyExceptionInstance_Check(exc) && val != Py_None)) {
+    if (!exc || exc == Py_None) {
         PyErr_SetString(PyExc_TypeError, "missing required argument 'exc' (pos 1)");
+        return NULL;
+    }
+    if (PyExceptionInstance_Check(exc) && val != Py_None) {
+        PyErr_SetString(PyExc_TypeError, "instance exception may not have a separate value");
+        return NULL;
+    }
+    if (tb != Py_None && !PyTraceBack_Check(tb)) {
+        PyErr_SetString(PyExc_TypeError, "throw() third argument must be a traceback object");
         return NULL;
     }
     if (!cb_is_throwable(exc)) {
@@ -644,7 +706,7 @@ static PyObject *tasklet_throw(PyObject *self, PyObject *args, PyObject *kwds)
     is_pending = PyObject_IsTrue(pending);
     if (is_pending < 0)
         return NULL;
-    return throw_checked(t, exc, val, is_pending);
+    return throw_checked(t, exc, val, tb, is_pending);
 }
 
 static PyObject *tasklet_raise_exception(PyObject *self, PyObject *args)
@@ -671,7 +733,7 @@ static PyObject *tasklet_raise_exception(PyObject *self, PyObject *args)
     rest = PyTuple_GetSlice(args, 1, n);
     if (!rest)
         return NULL;
-    r = throw_checked(t, exc, n > 1 ? rest : Py_None, 0);
+    r = throw_checked(t, exc, n > 1 ? rest : Py_None, NULL, 0);
     Py_DECREF(rest);
     return r;
 }

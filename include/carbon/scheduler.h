@@ -3,7 +3,10 @@
  * Obtain it with
  *     SchedulerCAPI *api = (SchedulerCAPI *)PyCapsule_Import("scheduler._C_API", 0);
  * Every function takes the GIL itself (PyGILState_Ensure), so it may be called
- * with or without it. "New" results are new references; "borrowed" are not.
+ * with or without it, from any thread with a Python thread state or none.
+ * A tasklet or channel argument of the wrong type sets TypeError and gives
+ * -1 / NULL / 0 (getters returning a plain value: 0, check PyErr_Occurred()).
+ * "New" results are new references; "borrowed" are not.
  * The member order is the ABI shared with CCP's carbon-scheduler header.
  * Plain C; usable from C++.
  */

@@ -9,6 +9,7 @@ import collections
 import contextlib
 import threading
 import traceback
+import types
 
 import _scheduler
 
@@ -52,63 +53,104 @@ def pickle_flags_default(new_flags=-1, mask=-1):
     raise RuntimeError(_NO_PICKLING)
 
 
+def _make_exception(exc, value):
+    # What `raise exc(value)` raises, by the rules of channel.send_throw():
+    # an instance is itself, a tuple value is the constructor's arguments.
+    if isinstance(exc, BaseException):
+        return exc
+    if value is None:
+        return exc()
+    if isinstance(value, exc):
+        return value
+    if isinstance(value, tuple):
+        return exc(*value)
+    return exc(value)
+
+
 class QueueChannel(_scheduler.channel):
-    """A channel whose sender never blocks: values wait in a deque."""
+    """A channel whose sender never blocks: values wait in a deque.
+
+    The instance's lock guards the deque and the decision to queue; it is
+    never held across a blocking operation of the base channel."""
 
     def __init__(self):
         _scheduler.channel.__init__(self)
         self.data_queue = collections.deque()
         self.preference = 1
+        self._lock = threading.Lock()
+
+    def _queue_or_send(self, item):
+        # True when queued; False when a receiver waits (the caller sends).
+        with self._lock:
+            if _scheduler.channel.balance.__get__(self) >= 0 and not self.closing:
+                self.data_queue.append(item)
+                return True
+        return False
 
     def send(self, data):
-        with threading.Lock():
-            if _scheduler.channel.balance.__get__(self) >= 0 and not self.closing:
-                self.data_queue.append((True, data))
-            else:
-                _scheduler.channel.send(self, data)
+        if not self._queue_or_send((True, data)):
+            _scheduler.channel.send(self, data)
 
     def send_exception(self, exc, *args):
-        with threading.Lock():
-            self.send_throw(exc, args)
+        self.send_throw(exc, args)
 
     def send_throw(self, exc, value=None, tb=None):
-        with threading.Lock():
-            if _scheduler.channel.balance.__get__(self) >= 0 and not self.closing:
-                self.data_queue.append((False, (exc, value, tb)))
-            else:
-                _scheduler.channel.send_throw(self, exc, value, tb)
+        if not (isinstance(exc, BaseException) or
+                (isinstance(exc, type) and issubclass(exc, BaseException))):
+            raise TypeError("Channel.send_throw() argument 'exc' (pos 1) must be an "
+                            "Exception type or instance")
+        if tb is not None and not isinstance(tb, types.TracebackType):
+            raise TypeError("Channel.send_throw() argument 'tb' (pos 3) must be a "
+                            "traceback or None")
+        if not self._queue_or_send((False, (exc, value, tb))):
+            _scheduler.channel.send_throw(self, exc, value, tb)
+
+    def _pop(self):
+        with self._lock:
+            if self.data_queue:
+                return True, self.data_queue.popleft()
+        return False, None
+
+    def _deliver(self, item):
+        is_data, payload = item
+        if is_data:
+            return payload
+        exc, value, tb = payload
+        e = _make_exception(exc, value)
+        if tb is not None:
+            e = e.with_traceback(tb)
+        raise e
 
     def receive(self):
-        with threading.Lock():
-            if not self.data_queue:
-                return _scheduler.channel.receive(self)
-            is_data, payload = self.data_queue.popleft()
-            if is_data:
-                return payload
-            exc, value, tb = payload
-            raise exc(value).with_traceback(tb)
+        found, item = self._pop()
+        if not found:
+            return _scheduler.channel.receive(self)
+        return self._deliver(item)
 
     @property
     def balance(self):
-        with threading.Lock():
+        with self._lock:
             if self.data_queue:
                 return len(self.data_queue)
-            return _scheduler.channel.balance.__get__(self)
+        return _scheduler.channel.balance.__get__(self)
 
     def send_sequence(self, seq):
         count = 0
-        with threading.Lock():
-            for item in seq:
-                self.send(item)
-                count += 1
+        for item in seq:
+            self.send(item)
+            count += 1
         return count
 
     def __next__(self):
-        with threading.Lock():
-            return self.receive()
+        found, item = self._pop()
+        if found:
+            return self._deliver(item)
+        if _scheduler.channel.closed.__get__(self):
+            raise StopIteration
+        return _scheduler.channel.receive(self)
 
     def __len__(self):
-        with threading.Lock():
+        with self._lock:
             return len(self.data_queue)
 
 

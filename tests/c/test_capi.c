@@ -1755,6 +1755,124 @@ static void test_from_a_c_thread(void **state)
     assert_int_equal(api->PyScheduler_GetRunCount(), 1);
 }
 
+
+/* issue 13 (defect 10): the entry points that read or write plain fields
+ * take the GIL too, and check the type of what they are given. Each is
+ * called here from a thread that does not hold the GIL; the block-trap
+ * setter must not disturb the other flags of the same word. */
+static struct {
+    PyTaskletObject *t;
+    PyChannelObject *c;
+    PyObject *not_a_tasklet;
+    int trap_on, trap_off, is_main, alive, check_t, check_c, check_bad_t, check_bad_c;
+    int pref, balance, managers, channels, all_time, active, rwt_c, rwt_s;
+    long switched;
+    const char *context;
+    PyObject *chan_cb;
+    int bad_send;
+} nogil;
+
+static void *nogil_calls(void *arg)
+{
+    (void)arg;
+    api->PyTasklet_SetBlockTrap(nogil.t, 1);
+    nogil.trap_on = api->PyTasklet_GetBlockTrap(nogil.t);
+    api->PyTasklet_SetBlockTrap(nogil.t, 0);
+    nogil.trap_off = api->PyTasklet_GetBlockTrap(nogil.t);
+    nogil.is_main = api->PyTasklet_IsMain(nogil.t);
+    nogil.alive = api->PyTasklet_Alive(nogil.t);
+    nogil.check_t = api->PyTasklet_Check((PyObject *)nogil.t);
+    nogil.check_c = api->PyChannel_Check((PyObject *)nogil.c);
+    nogil.check_bad_t = api->PyTasklet_Check((PyObject *)nogil.c);
+    nogil.check_bad_c = api->PyChannel_Check(NULL);
+    api->PyChannel_SetPreference(nogil.c, 5);
+    nogil.pref = api->PyChannel_GetPreference(nogil.c);
+    nogil.balance = api->PyChannel_GetBalance(nogil.c);
+    nogil.managers = api->PyScheduler_GetNumberOfActiveScheduleManagers();
+    nogil.channels = api->PyScheduler_GetNumberOfActiveChannels();
+    nogil.all_time = api->PyScheduler_GetAllTimeTaskletCount();
+    nogil.active = api->PyScheduler_GetActiveTaskletCount();
+    nogil.rwt_c = api->PyScheduler_GetTaskletsCompletedLastRunWithTimeout();
+    nogil.rwt_s = api->PyScheduler_GetTaskletsSwitchedLastRunWithTimeout();
+    nogil.switched = api->PyTasklet_GetTimesSwitchedTo(nogil.t);
+    nogil.context = api->PyTasklet_GetContext(nogil.t);
+    nogil.chan_cb = api->PyScheduler_GetChannelCallback();
+    api->PyScheduler_SetScheduleFastCallback(NULL);
+    return NULL;
+}
+
+static void test_plain_fields_without_gil(void **state)
+{
+    PyObject *args = PyTuple_Pack(1, cfunc[C_NOOP]);
+    pthread_t th;
+
+    (void)state;
+    memset(&nogil, 0, sizeof nogil);
+    nogil.t = api->PyTasklet_New(api->PyTaskletType, args);
+    nogil.c = api->PyChannel_New(NULL);
+    nogil.not_a_tasklet = PyLong_FromLong(7);
+    assert_non_null(nogil.t);
+    assert_non_null(nogil.c);
+    {
+        PyObject *empty = PyTuple_New(0);
+        assert_int_equal(api->PyTasklet_Setup(nogil.t, empty, NULL), 0);
+        Py_DECREF(empty);
+    }
+    Py_BEGIN_ALLOW_THREADS
+    pthread_create(&th, NULL, nogil_calls, NULL);
+    pthread_join(th, NULL);
+    Py_END_ALLOW_THREADS
+    assert_int_equal(nogil.trap_on, 1);
+    assert_int_equal(nogil.trap_off, 0);
+    assert_int_equal(nogil.is_main, 0);
+    assert_int_equal(nogil.alive, 1); /* the trap setter left `alive` alone */
+    assert_int_equal(nogil.check_t, 1);
+    assert_int_equal(nogil.check_c, 1);
+    assert_int_equal(nogil.check_bad_t, 0);
+    assert_int_equal(nogil.check_bad_c, 0);
+    assert_int_equal(nogil.pref, 1);
+    assert_int_equal(nogil.balance, 0);
+    assert_true(nogil.managers >= 1);
+    assert_true(nogil.channels >= 1);
+    assert_true(nogil.all_time >= nogil.active && nogil.active >= 2);
+    assert_int_equal(nogil.switched, 0);
+    assert_non_null(nogil.context);
+    {
+        /* wrong types: TypeError, no crash (this thread keeps its state, so
+         * the error is there once the GIL is back) */
+        PyTaskletObject *bad_t = (PyTaskletObject *)nogil.not_a_tasklet;
+        PyChannelObject *bad_c = (PyChannelObject *)nogil.not_a_tasklet;
+        PyThreadState *ts;
+        int errors = 0;
+#define NOGIL_BAD(call)                                          \
+        ts = PyEval_SaveThread();                                \
+        (void)(call);                                            \
+        PyEval_RestoreThread(ts);                                \
+        errors += PyErr_ExceptionMatches(PyExc_TypeError);       \
+        PyErr_Clear()
+        NOGIL_BAD(api->PyTasklet_GetBlockTrap(bad_t));
+        NOGIL_BAD((api->PyTasklet_SetBlockTrap(bad_t, 1), 0));
+        NOGIL_BAD(api->PyTasklet_Alive(bad_t));
+        NOGIL_BAD(api->PyTasklet_IsMain(bad_t));
+        NOGIL_BAD(api->PyTasklet_GetTimesSwitchedTo(bad_t));
+        NOGIL_BAD(api->PyChannel_GetPreference(bad_c));
+        NOGIL_BAD((api->PyChannel_SetPreference(bad_c, 1), 0));
+        NOGIL_BAD(api->PyChannel_GetBalance(bad_c));
+        NOGIL_BAD(nogil.bad_send = api->PyChannel_Send(bad_c, Py_None));
+        NOGIL_BAD(api->PyChannel_Receive(bad_c));
+        NOGIL_BAD(api->PyChannel_GetQueue(bad_c));
+#undef NOGIL_BAD
+        assert_int_equal(errors, 11);
+    }
+    assert_int_equal(nogil.bad_send, -1);
+    assert_int_equal(api->PyTasklet_Alive(nogil.t), 1);
+    Py_DECREF(nogil.not_a_tasklet);
+    Py_DECREF(nogil.c);
+    pyexec("import scheduler; scheduler.run()");
+    Py_DECREF(nogil.t);
+    Py_DECREF(args);
+}
+
 #define TEST(f) cmocka_unit_test_setup_teardown(f, test_setup, test_teardown)
 
 int main(void)
@@ -1784,6 +1902,7 @@ int main(void)
         TEST(test_counters),
         TEST(test_without_gil),
         TEST(test_from_a_c_thread),
+        TEST(test_plain_fields_without_gil),
     };
     return cmocka_run_group_tests_name("capi", tests, group_setup, group_teardown);
 }

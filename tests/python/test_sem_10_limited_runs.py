@@ -131,10 +131,14 @@ class RunN(SchedulerTestCase):
         self.assertEqual(str(cm.exception), "number_of_tasklets() takes exactly 1 argument (0 given)")
         self.assertEqual(self.out, [])
 
-    def test_negative_wraps_to_unlimited(self):
+    def test_negative_is_an_error(self):
+        # issue 13 (divergence): the reference wrapped -1 to 4294967295
         for i in range(3):
             s.tasklet(self.log)(i)
-        s.run_n_tasklets(-1)
+        with self.assertRaises(ValueError):
+            s.run_n_tasklets(-1)
+        self.assertEqual(self.out, [])
+        s.run()
         self.assertEqual(self.out, [0, 1, 2])
 
     def test_exception_stops_run(self):
