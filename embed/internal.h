@@ -203,6 +203,8 @@ int cb_embed_getaddrinfo(cb_embed_loop *loop, const char *node, const char *serv
 PyObject *cb_embed_py_getaddrinfo(PyObject *mod, PyObject *args, PyObject *kwds);
 
 int cb_embed_timeout_add_type(PyObject *mod);
+/* Loop teardown: closes the thread's spare timers. */
+void cb_embed_timeout_close(cb_embed_loop *loop);
 /* Adds the functions above, READ, WRITE and Timeout to _carbon. */
 int cb_embed_patch_add(PyObject *mod);
 

@@ -223,6 +223,7 @@ static void loop_destroy(cb_embed_loop *loop)
         tls_loop = NULL;
     cb_net_loop_closing(loop);
     cb_embed_poll_close(loop);
+    cb_embed_timeout_close(loop);
     uv_walk(&loop->uv, close_walk, NULL);
     uv_run(&loop->uv, UV_RUN_DEFAULT); /* runs the close callbacks */
     if (uv_loop_close(&loop->uv) != 0) {

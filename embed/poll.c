@@ -10,8 +10,8 @@
  * once (its descriptor leaves the epoll set), so a descriptor closed behind
  * our back between waits is never left registered; the stopped handle is
  * kept for the next wait on the same number (uv_poll_init costs three system
- * calls). carbon_forget_fd (socket close) wakes the waiters with EBADF and
- * closes the handle.
+ * calls). cb_embed_forget_fd (socket close) wakes the waiters with EBADF and
+ * stops the handle.
  *
  * A waiter lives in the C frame of the blocked call, on the tasklet's stack,
  * like the sleepers of timer.c. Handles are owned by the thread's table and
@@ -215,28 +215,33 @@ static void on_poll(uv_poll_t *handle, int status, int events)
     int avail = events & (UV_READABLE | UV_WRITABLE);
     poll_waiter *p, *next;
 
+    if (status < 0) {
+        /* libuv reports POLLERR (a pending socket error: a refused
+         * connect, a reset) as UV_EBADF and stops the handle. For the
+         * waiters that is readiness, as poll(2) sees it: their next call
+         * gets the error. */
+        w->mask = 0;
+        avail = UV_READABLE | UV_WRITABLE;
+    }
     for (p = w->head; p; p = next) {
         int got;
 
         next = p->next;
-        if (status < 0) {
-            got = status;
-        } else {
-            if (!avail)
-                break;
-            if (*p->flag) /* its call was already woken by another descriptor */
-                continue;
-            got = p->events & avail;
-            if (!got)
-                continue;
+        if (!avail)
+            break;
+        if (*p->flag) /* its call was already woken by another descriptor */
+            continue;
+        got = p->events & avail;
+        if (!got)
+            continue;
+        if (status >= 0)
             avail &= ~p->events; /* one waiter per kind of readiness */
-        }
         waiter_unlink(p);
         p->revents = got;
         cb_embed_wake(p->t, p->flag);
     }
     if (watch_update(w) < 0) {
-        /* Cannot happen for a started handle; keep no waiter hanging. */
+        /* Cannot happen for a valid handle; keep no waiter hanging. */
         for (p = w->head; p; p = next) {
             next = p->next;
             waiter_unlink(p);
@@ -431,7 +436,13 @@ void cb_embed_forget_fd(int fd)
         p->revents = UV_EBADF;
         cb_embed_wake(p->t, p->flag);
     }
-    watch_close(tb, w); /* stops it: the descriptor leaves the epoll set now */
+    /* Stopped, the descriptor leaves the epoll set now. The handle is kept
+     * for the next descriptor with this number (closing it would leave a
+     * closing handle that keeps the loop alive for a turn). */
+    if (w->mask) {
+        uv_poll_stop(&w->poll);
+        w->mask = 0;
+    }
 }
 
 /* ---- Python functions ------------------------------------------------------------------ */

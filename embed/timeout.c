@@ -10,8 +10,10 @@
  * of ours that was thrown but not yet raised (the tasklet was already runnable,
  * say with a value received) is taken back: nothing escapes the block late.
  *
- * The uv_timer_t is allocated apart from the Python object and freed by its
- * close callback (closing is asynchronous). */
+ * The uv_timer_t is allocated apart from the Python object (closing a handle
+ * is asynchronous). A stopped timer goes to a per-thread free list instead
+ * of being closed: the next timeout reuses it, and no closing handle keeps
+ * a loop alive after the block; the list is closed with the loop. */
 #include "internal.h"
 
 #include <math.h>
@@ -22,7 +24,10 @@ typedef struct TimeoutObject TimeoutObject;
 typedef struct timeout_timer {
     uv_timer_t timer;       /* first: the handle's address is the timer's */
     TimeoutObject *owner;   /* borrowed; NULL once disarmed */
+    struct timeout_timer *next_free;
 } timeout_timer;
+
+static _Thread_local timeout_timer *free_timers; /* stopped, of this thread's loop */
 
 struct TimeoutObject {
     PyObject_HEAD
@@ -77,7 +82,18 @@ static void disarm(TimeoutObject *self)
     self->timer = NULL;
     tm->owner = NULL;
     uv_timer_stop(&tm->timer);
-    uv_close((uv_handle_t *)&tm->timer, on_timer_closed);
+    tm->next_free = free_timers;
+    free_timers = tm;
+}
+
+void cb_embed_timeout_close(cb_embed_loop *loop)
+{
+    while (free_timers) {
+        timeout_timer *tm = free_timers;
+        free_timers = tm->next_free;
+        if (tm->timer.loop == &loop->uv)
+            uv_close((uv_handle_t *)&tm->timer, on_timer_closed);
+    }
 }
 
 static PyObject *timeout_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
@@ -130,13 +146,21 @@ static PyObject *timeout_enter(PyObject *op, PyObject *unused)
     loop = cb_embed_loop_get();
     if (!loop)
         return NULL;
-    tm = calloc(1, sizeof *tm);
-    if (!tm)
-        return PyErr_NoMemory();
-    if ((err = uv_timer_init(&loop->uv, &tm->timer)) < 0) {
+    while ((tm = free_timers) && tm->timer.loop != &loop->uv) { /* another loop's: stale */
+        free_timers = tm->next_free;
         free(tm);
-        PyErr_Format(PyExc_OSError, "libuv uv_timer_init: %s", uv_strerror(err));
-        return NULL;
+    }
+    if (tm) {
+        free_timers = tm->next_free;
+    } else {
+        tm = calloc(1, sizeof *tm);
+        if (!tm)
+            return PyErr_NoMemory();
+        if ((err = uv_timer_init(&loop->uv, &tm->timer)) < 0) {
+            free(tm);
+            PyErr_Format(PyExc_OSError, "libuv uv_timer_init: %s", uv_strerror(err));
+            return NULL;
+        }
     }
     /* libuv's clock counts whole milliseconds and may be stale: read it now
      * and add one, so the timer never fires early. */

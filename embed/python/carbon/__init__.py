@@ -18,7 +18,7 @@ from _carbon import _atexit  # noqa: F401
 from _carbon import Timeout
 
 from .sync import BoundedSemaphore, Empty, Event, Full, Lock, Queue, Semaphore  # noqa: F401
-from .patch import patch, unpatch, is_patched  # noqa: F401
+from .patch import patch, unpatch, is_patched, original  # noqa: F401
 
 
 def timeout(seconds):

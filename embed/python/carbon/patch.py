@@ -688,6 +688,14 @@ def _owners():
     return out
 
 
+def original(owner, name):
+    """What patch() replaced: original('socket', 'socket'), original('time', 'sleep'),
+    original('select', 'select'), ... (the current attribute if patch() never replaced it)."""
+    if (owner, name) in _orig:
+        return _orig[(owner, name)]
+    return getattr(_owners()[owner], name)
+
+
 def is_patched():
     """True between patch() and unpatch()."""
     return _patched

@@ -193,23 +193,28 @@ class Queue:
         return 0 < self.maxsize <= len(self._items)
 
     def put(self, item, block=True, timeout=None):
-        if self._getters.balance < 0 and not self._items:
-            self.unfinished_tasks += 1
-            self._getters.send(item)  # straight to the first waiting getter
-            return
-        if self.maxsize > 0 and len(self._items) >= self.maxsize:
+        if block and timeout is not None and timeout < 0:
+            raise ValueError("'timeout' must be a non-negative number")
+        deadline = None
+        while True:
+            if self._getters.balance < 0 and not self._items:
+                self.unfinished_tasks += 1
+                self._getters.send(item)  # straight to the first waiting getter
+                return
+            if not (0 < self.maxsize <= len(self._items)):
+                self._items.append(item)
+                self.unfinished_tasks += 1
+                return
             if not block:
                 raise Full
-            if timeout is not None and timeout < 0:
-                raise ValueError("'timeout' must be a non-negative number")
-            deadline = None if timeout is None else _carbon.now() + timeout
-            while len(self._items) >= self.maxsize:
-                left = None if deadline is None else deadline - _carbon.now()
-                ok, _ = _receive(self._putters, left)
-                if not ok:
-                    raise Full
-        self._items.append(item)
-        self.unfinished_tasks += 1
+            # Wait for a free slot, then look again (a woken putter may
+            # find the slot taken, or a getter waiting).
+            if timeout is not None and deadline is None:
+                deadline = _carbon.now() + timeout
+            left = None if deadline is None else deadline - _carbon.now()
+            ok, _ = _receive(self._putters, left)
+            if not ok:
+                raise Full
 
     def get(self, block=True, timeout=None):
         if self._items:
