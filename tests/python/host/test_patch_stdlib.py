@@ -133,6 +133,31 @@ class UrllibAgainstHttpServer(Base):
         finally:
             stop_server(srv, st)
 
+    def test_worker_thread_with_its_own_server(self):
+        ch = scheduler.channel()
+        n = 3
+
+        def work():
+            srv = TaskletHTTPServer(('127.0.0.1', 0), Hello)
+            ch.send(srv.server_address[1])
+            for _ in range(n):
+                srv.handle_request()  # the worker's main tasklet waits; handlers are tasklets
+            srv.server_close()
+            return 'served'
+
+        w = carbon.spawn_worker(work)
+        port = ch.receive()
+        out = []
+
+        def client(i):
+            with urllib.request.urlopen('http://127.0.0.1:%d/w%d' % (port, i), timeout=5) as r:
+                out.append(r.read())
+        for i in range(n):
+            scheduler.tasklet(client)(i)
+        wait_until(lambda: len(out) == n)
+        self.assertEqual(sorted(out), [b'hello /w%d' % i for i in range(n)])
+        self.assertEqual(w.join(), 'served')
+
     def test_client_timeout(self):
         lst = socket.create_server(('127.0.0.1', 0))  # accepts, never answers
         port = lst.getsockname()[1]
