@@ -83,12 +83,6 @@ static void free_worker(carbon_worker *w, int python)
 
 /* ---- the thread --------------------------------------------------------------------------- */
 
-static int nothing_left(cb_manager *m, cb_embed_loop *loop)
-{
-    return m->queued == 0 && !m->deferred_kills && !loop->sleepers.n && !loop->frame_waiters.n &&
-           !uv_loop_alive(&loop->uv) && !cb_embed_has_tasklets(m);
-}
-
 /* Runs the queue between turns of the loop until stopped or nothing can
  * ever run here again. */
 static void serve(carbon_worker *w, cb_embed_loop *loop)
@@ -99,13 +93,9 @@ static void serve(carbon_worker *w, cb_embed_loop *loop)
         cb_manager *m = loop->mgr;
         cb_embed_run_result res = {0, 0};
 
-        if (nothing_left(m, loop)) {
-            /* Handles closed at the end (a socket, a timer) keep the loop
-             * alive until a turn runs their close callbacks. */
-            cb_embed_loop_step(loop, CB_EMBED_TURN_POLL);
-            if (nothing_left(m, loop))
-                break; /* none alive: nothing can ever run here again */
-        }
+        if (m->queued == 0 && !m->deferred_kills && !loop->sleepers.n && !loop->frame_waiters.n &&
+            !uv_loop_alive(&loop->uv) && !cb_embed_has_tasklets(m))
+            break; /* none alive: nothing can ever run here again */
         cb_embed_loop_step(loop, m->queued == 0 ? CB_EMBED_TURN_WAIT : CB_EMBED_TURN_POLL);
         if (atomic_load(&w->stop))
             break;
