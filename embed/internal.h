@@ -83,6 +83,11 @@ void cb_embed_heap_detach_all(cb_embed_heap *h);
  * -1 with an exception (killed, thrown at, deadlock, trapped). */
 int cb_embed_sleep_until(cb_embed_loop *loop, long long deadline_ns);
 int cb_embed_wait_frame(cb_embed_loop *loop, unsigned long long frame);
+/* Blocks the current tasklet until *flag is set (by whoever wakes it with
+ * cb_embed_wake(t, flag)) or, if deadline_ns >= 0, that monotonic deadline
+ * passes (the waiter counts as a sleeper meanwhile). Returns 1 if woken through
+ * the flag, 0 if the deadline passed first, -1 with an exception. */
+int cb_embed_wait_flag(cb_embed_loop *loop, unsigned *flag, long long deadline_ns, const char *what);
 
 /* Sets `*flag` and makes `t` runnable, waking its thread if it is another
  * (a main tasklet only needs its flag and its loop woken). */
@@ -173,6 +178,41 @@ int cb_embed_worker_stopping(cb_embed_loop *loop);
  * GIL, never joined) and this does not return. */
 #define CB_WORKER_STOP_RETRIES 100
 int cb_embed_worker_stop_retry(cb_embed_loop *loop);
+
+/* ---- poll.c, resolve.c, timeout.c, patchmod.c: carbon.patch() and timeouts ---------- */
+
+/* 1 (*loop set) if a blocking call here should block only the current
+ * tasklet; 0 if it should block the thread (a thread's main tasklet with no
+ * loop and no other tasklet); -1 with an exception. */
+int cb_embed_cooperative(cb_embed_loop **loop);
+/* Waits until one of fds[i] is ready for events[i] (UV_READABLE|UV_WRITABLE)
+ * or the monotonic deadline passes (< 0: none); revents[i] gets what is
+ * ready. 1 ready, 0 deadline, -1 with an exception. */
+int cb_embed_wait_fds(int n, const int *fds, const int *events, int *revents, long long deadline_ns);
+/* fd is about to be closed: this thread's waiters get EBADF, its poll goes. */
+void cb_embed_forget_fd(int fd);
+/* Loop teardown: closes the thread's poll handles. */
+void cb_embed_poll_close(cb_embed_loop *loop);
+/* None -> -1; seconds -> a monotonic deadline (negative seconds: now). */
+int cb_embed_parse_deadline(PyObject *timeout, long long *deadline_ns);
+PyObject *cb_embed_py_wait_fd(PyObject *mod, PyObject *args, PyObject *kwds);
+PyObject *cb_embed_py_wait_fds(PyObject *mod, PyObject *args, PyObject *kwds);
+PyObject *cb_embed_py_forget_fd(PyObject *mod, PyObject *arg);
+PyObject *cb_embed_py_cooperative(PyObject *mod, PyObject *unused);
+
+struct addrinfo;
+/* getaddrinfo on the loop's thread pool, blocking only the current tasklet.
+ * 0: *status is 0 (*res to free with uv_freeaddrinfo) or a libuv error;
+ * -1 with an exception (killed, thrown at). */
+int cb_embed_getaddrinfo(cb_embed_loop *loop, const char *node, const char *service,
+                         const struct addrinfo *hints, struct addrinfo **res, int *status);
+PyObject *cb_embed_py_getaddrinfo(PyObject *mod, PyObject *args, PyObject *kwds);
+
+int cb_embed_timeout_add_type(PyObject *mod);
+/* Loop teardown: closes the thread's spare timers. */
+void cb_embed_timeout_close(cb_embed_loop *loop);
+/* Adds the functions above, READ, WRITE and Timeout to _carbon. */
+int cb_embed_patch_add(PyObject *mod);
 
 /* ---- module.c ------------------------------------------------------------------------ */
 

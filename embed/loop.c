@@ -152,10 +152,16 @@ int cb_embed_loop_step(cb_embed_loop *loop, int mode)
      * tick with no handle of its own and no wakeup pending skips it (a poll
      * is a system call): tasklets woken by other threads are already in the
      * queue, the wakeup only ends a wait. */
+    int was_alive = uv_loop_alive(&loop->uv);
+
     loop->main_woken = 0;
-    if (mode != CB_EMBED_TURN_TICK || loop->async_sent || uv_loop_alive(&loop->uv))
+    if (mode != CB_EMBED_TURN_TICK || loop->async_sent || was_alive)
         run_nowait(loop);
-    if (mode == CB_EMBED_TURN_WAIT && (ns = wait_budget(loop)) != 0) {
+    /* No wait either if the turn closed the last handles (their close
+     * callbacks ran): whoever decides whether the thread is done must look
+     * again before waiting on a loop with nothing left in it. */
+    if (mode == CB_EMBED_TURN_WAIT && !(was_alive && !uv_loop_alive(&loop->uv)) &&
+        (ns = wait_budget(loop)) != 0) {
         struct pollfd pfd = {.fd = uv_backend_fd(&loop->uv), .events = POLLIN};
         struct timespec ts;
 
@@ -234,6 +240,8 @@ static void loop_destroy(cb_embed_loop *loop)
     if (tls_loop == loop)
         tls_loop = NULL;
     cb_net_loop_closing(loop);
+    cb_embed_poll_close(loop);
+    cb_embed_timeout_close(loop);
     uv_walk(&loop->uv, close_walk, NULL);
     uv_run(&loop->uv, UV_RUN_DEFAULT); /* runs the close callbacks */
     if (uv_loop_close(&loop->uv) != 0) {

@@ -305,7 +305,7 @@ PyMODINIT_FUNC PyInit__carbon(void)
     }
     if (PyModule_AddObjectRef(mod, "Worker", (PyObject *)worker_type) < 0 ||
         PyModule_AddObjectRef(mod, "TaskletExit", cb_TaskletExit) < 0 ||
-        register_atexit(mod) < 0)
+        register_atexit(mod) < 0 || cb_embed_patch_add(mod) < 0)
         goto fail;
     return mod;
 fail:

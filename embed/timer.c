@@ -21,7 +21,9 @@ struct cb_embed_waiter {
     cb_tasklet *t;           /* borrowed: the waiting call holds a reference */
     cb_embed_heap *heap;     /* NULL once woken or detached */
     size_t index;
-    unsigned flag;           /* set when woken */
+    unsigned flag;           /* set when woken (unless flagp points elsewhere) */
+    unsigned *flagp;         /* the flag the wake sets: &flag, or a caller's */
+    unsigned fired;          /* the heap woke it: its key passed */
 };
 
 /* ---- the heap ----------------------------------------------------------------------- */
@@ -150,7 +152,8 @@ size_t cb_embed_heap_wake(cb_embed_heap *h, long long limit)
     while (h->n && h->v[0]->key <= limit) {
         cb_embed_waiter *w = h->v[0];
         heap_remove(h, w);
-        cb_embed_wake(w->t, &w->flag);
+        w->fired = 1;
+        cb_embed_wake(w->t, w->flagp);
         n++;
     }
     return n;
@@ -158,42 +161,54 @@ size_t cb_embed_heap_wake(cb_embed_heap *h, long long limit)
 
 /* ---- waiting ---------------------------------------------------------------------------------- */
 
-static int wait_in(cb_embed_loop *loop, cb_embed_heap *h, long long key, const char *what)
+/* Blocks until *flagp is set: by the heap when `key` passes, or (a caller's
+ * flag) by whoever else wakes the tasklet. Returns 1 if the heap woke it, 0 if
+ * something else did, -1 with an exception. */
+static int wait_in(cb_embed_loop *loop, cb_embed_heap *h, long long key, unsigned *flagp,
+                   const char *what)
 {
     cb_manager *m = loop->mgr;
     cb_tasklet *cur = m->current;
     cb_embed_waiter w = {.key = key, .seq = loop->seq++, .t = cur, .index = NOT_QUEUED};
     int rc = 0;
 
+    w.flagp = flagp ? flagp : &w.flag;
     if (cur->block_trap) {
         PyErr_Format(PyExc_RuntimeError, "cannot %s: the current tasklet has block_trap set", what);
         return -1;
     }
-    if (heap_push(h, &w) < 0)
+    if (h && heap_push(h, &w) < 0)
         return -1;
     Py_INCREF(cur); /* nothing else need keep a waiting tasklet alive */
-    while (!w.flag) {
-        if (cb_block_current(m, &w.flag) < 0) {
+    while (!*w.flagp) {
+        if (cb_block_current(m, w.flagp) < 0) {
             rc = -1;
             break;
         }
     }
-    /* Killed or thrown at before its time: leave the heap, if the loop has
-     * not already let go of us (teardown). */
+    /* Killed or thrown at before its time, or woken by someone else: leave
+     * the heap, if the loop has not already let go of us (teardown). */
     if (w.heap)
         heap_remove(w.heap, &w);
     Py_DECREF(cur);
-    return rc;
+    return rc < 0 ? -1 : (int)w.fired;
 }
 
 int cb_embed_sleep_until(cb_embed_loop *loop, long long deadline_ns)
 {
-    return wait_in(loop, &loop->sleepers, deadline_ns, "sleep");
+    return wait_in(loop, &loop->sleepers, deadline_ns, NULL, "sleep") < 0 ? -1 : 0;
 }
 
 int cb_embed_wait_frame(cb_embed_loop *loop, unsigned long long frame)
 {
     long long key = frame > (unsigned long long)LLONG_MAX ? LLONG_MAX : (long long)frame;
 
-    return wait_in(loop, &loop->frame_waiters, key, "wait for frames");
+    return wait_in(loop, &loop->frame_waiters, key, NULL, "wait for frames") < 0 ? -1 : 0;
+}
+
+int cb_embed_wait_flag(cb_embed_loop *loop, unsigned *flag, long long deadline_ns, const char *what)
+{
+    int r = wait_in(loop, deadline_ns < 0 ? NULL : &loop->sleepers, deadline_ns, flag, what);
+
+    return r < 0 ? -1 : !r;
 }

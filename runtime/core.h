@@ -255,6 +255,12 @@ void cb_tasklet_body(cb_manager *mgr, cb_tasklet *t);
 /* throw / kill */
 int cb_throw(cb_tasklet *t, PyObject *exc, int pending);
 int cb_kill(cb_tasklet *t, int pending);
+/* From a libuv callback of t's thread: t raises exc (stolen) when it next
+ * resumes (a waiting main tasklet: when its wait checks). 1: t already had
+ * an exception to raise, or is dead; exc is dropped. */
+int cb_throw_async(cb_tasklet *t, PyObject *exc);
+/* Clears exc if it is still t's exception to raise (pending or deferred). */
+int cb_forget_exception(cb_tasklet *t, PyObject *exc);
 int cb_kill_all(cb_manager *mgr);
 /* Kills t by running it alone (finalizers, teardown). */
 int cb_kill_alone(cb_manager *mgr, cb_tasklet *t);

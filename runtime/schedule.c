@@ -683,6 +683,39 @@ int cb_throw(cb_tasklet *t, PyObject *exc, int pending)
     return cb_run_tasklet(m, t);
 }
 
+/* From a libuv callback on t's own thread (no switch happens here): t raises
+ * exc when it next resumes; a main tasklet waiting in its loop (then the
+ * current one) raises it when its wait next checks. Steals exc. Returns 1,
+ * dropping exc, if t already has an exception to raise or is dead. */
+int cb_throw_async(cb_tasklet *t, PyObject *exc)
+{
+    cb_manager *m = t->mgr;
+
+    if (!m || (!t->alive && !t->is_main) || t->pending_exc || (!t->started && !t->is_main)) {
+        Py_DECREF(exc);
+        return 1;
+    }
+    if (t->chan)
+        t->blocked = 0; /* stays on the channel until it runs, as a pending throw */
+    t->pending_exc = exc;
+    if (!t->is_main && !t->node.next)
+        cb_queue_append(m, t);
+    return 0;
+}
+
+int cb_forget_exception(cb_tasklet *t, PyObject *exc)
+{
+    if (t->pending_exc == exc) {
+        Py_CLEAR(t->pending_exc);
+        return 1;
+    }
+    if (t->child_exc == exc) {
+        Py_CLEAR(t->child_exc);
+        return 1;
+    }
+    return 0;
+}
+
 /* Takes t off its channel and gives it a TaskletExit to raise when it next
  * runs. The caller holds a reference to t. */
 static int arm_kill(cb_tasklet *t)

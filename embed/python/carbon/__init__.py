@@ -1,4 +1,5 @@
-"""Carbon runtime: time, frames and worker threads for tasklets.
+"""Carbon runtime: time, frames, worker threads, timeouts and synchronisation
+for tasklets, and carbon.patch() for the standard library.
 
 The functions and types come from the built-in module ``_carbon``, which
 exists only in a process that embeds the runtime (``carbon_init()`` or the
@@ -12,5 +13,16 @@ except ImportError as e:  # a plain python3: the runtime is not embedded
         "(carbon_init() or the `carbon` command); plain python3 has only `scheduler`"
     ) from e
 
-from _carbon import *  # noqa: F401,F403  (sleep, wait_frames, frame, now, spawn_worker, Worker, TaskletExit)
+from _carbon import *  # noqa: F401,F403  (sleep, wait_frames, frame, now, spawn_worker, Worker, TaskletExit, Timeout, wait_fd, ...)
 from _carbon import _atexit  # noqa: F401
+from _carbon import Timeout
+
+from .sync import BoundedSemaphore, Empty, Event, Full, Lock, Queue, Semaphore  # noqa: F401
+from .patch import patch, unpatch, is_patched, original  # noqa: F401
+
+
+def timeout(seconds):
+    """``with carbon.timeout(seconds):`` raises TimeoutError in the calling
+    tasklet if the block has not ended in time (None: no limit). Returns the
+    carbon.Timeout; its ``expired`` says whether it fired in the block."""
+    return Timeout(seconds)
