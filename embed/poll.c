@@ -285,7 +285,7 @@ static int set_uv_error(int err)
 static int wait_thread(int n, const int *fds, const int *events, int *revents, long long deadline_ns)
 {
     struct pollfd stack_pfd[8], *pfd = stack_pfd;
-    int r, err = 0;
+    int r = -1, err = 0;
 
     if (n > 8) {
         pfd = PyMem_Malloc((size_t)n * sizeof *pfd);
