@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "sanitizer.h"
@@ -52,6 +53,23 @@ size_t cb_stack_round_size(size_t size)
     size = (size + PAGE - 1) & ~(size_t)(PAGE - 1);
     if (size < CB_STACK_MIN_SIZE || size > CB_STACK_MAX_SIZE)
         return 0;
+    return size;
+}
+
+size_t cb_stack_thread_size(void)
+{
+    static size_t cached;
+    struct rlimit rl;
+    size_t size = 8u * 1024u * 1024u;
+
+    if (cached)
+        return cached;
+    if (getrlimit(RLIMIT_STACK, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+        size = rl.rlim_cur < CB_STACK_MAX_SIZE ? (size_t)rl.rlim_cur : CB_STACK_MAX_SIZE;
+    size = (size + PAGE - 1) & ~(size_t)(PAGE - 1);
+    if (size < CB_STACK_MIN_SIZE)
+        size = CB_STACK_MIN_SIZE;
+    cached = size;
     return size;
 }
 
