@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,20 +57,24 @@ size_t cb_stack_round_size(size_t size)
     return size;
 }
 
+/* Read once: later changes of RLIMIT_STACK do not resize tasklet stacks
+ * (they do not resize running threads either). Relaxed atomics: every thread
+ * computes the same value. */
 size_t cb_stack_thread_size(void)
 {
-    static size_t cached;
+    static _Atomic size_t cached;
     struct rlimit rl;
-    size_t size = 8u * 1024u * 1024u;
+    size_t size = atomic_load_explicit(&cached, memory_order_relaxed);
 
-    if (cached)
-        return cached;
+    if (size)
+        return size;
+    size = 8u * 1024u * 1024u;
     if (getrlimit(RLIMIT_STACK, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
         size = rl.rlim_cur < CB_STACK_MAX_SIZE ? (size_t)rl.rlim_cur : CB_STACK_MAX_SIZE;
     size = (size + PAGE - 1) & ~(size_t)(PAGE - 1);
     if (size < CB_STACK_MIN_SIZE)
         size = CB_STACK_MIN_SIZE;
-    cached = size;
+    atomic_store_explicit(&cached, size, memory_order_relaxed);
     return size;
 }
 

@@ -203,6 +203,42 @@ else:
         self.assertEqual(outcomes[0], (0, "ok"), outcomes)
         self.assertEqual(outcomes[1], outcomes[0])
 
+    def test_setrecursionlimit_as_on_main(self):
+        # At the same frame depth, a too-low limit fails with the same depth
+        # in its message, and a raised limit is usable at once.
+        proc = run_python(r'''
+            import sys, scheduler as s
+            def depth():
+                n, fr = 0, sys._getframe(1)
+                while fr is not None:
+                    n, fr = n + 1, fr.f_back
+                return n
+            def at(n, fn):
+                return at(n, fn) if depth() < n else fn()
+            def f(n):
+                return 0 if n == 0 else f(n - 1) + 1
+            def case():
+                out = []
+                try:
+                    sys.setrecursionlimit(5)
+                except RecursionError as e:
+                    out.append(str(e))
+                sys.setrecursionlimit(3000)
+                out.append(f(2900))
+                sys.setrecursionlimit(1000)
+                return out
+            print("main", at(30, case), flush=True)
+            box = []
+            s.tasklet(lambda: box.append(at(30, case)))()
+            s.run()
+            print("tasklet", box[0], flush=True)
+        ''')
+        self.assertEqual(proc.returncode, 0, describe(proc))
+        lines = proc.stdout.splitlines()
+        self.assertEqual(len(lines), 2, describe(proc))
+        self.assertIn("2900]", lines[0])
+        self.assertEqual(lines[0].replace("main", "", 1), lines[1].replace("tasklet", "", 1))
+
     def test_nested_map_next(self):
         n = 10000 if PY == (3, 11) else 3000
         self.check_same_as_main('''
