@@ -59,7 +59,7 @@ static int add_thread_end(PyObject *dict, cb_manager *m)
 
 cb_globals cb_g = {
     .use_nested = 1,
-    .stack_size = CB_TASKLET_STACK_SIZE,
+    .stack_size = 0, /* 0: CB_TASKLET_STACK_SIZE */
 };
 
 /* Fast path to the calling thread's manager; validated against the thread
@@ -243,7 +243,7 @@ static cb_manager *manager_new(PyThreadState *ts)
     m->thread_id = (long)PyThread_get_thread_ident();
     m->tstate = ts;
     m->tstate_id = ts->id;
-    cb_stack_pool_init(&m->pool, cb_g.stack_size);
+    cb_stack_pool_init(&m->pool, cb_g.stack_size ? cb_g.stack_size : CB_TASKLET_STACK_SIZE);
     main = adopt_orphan_main(m);
     if (!main)
         main = cb_tasklet_new_main(m);

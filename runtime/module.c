@@ -332,7 +332,7 @@ static PyObject *mod_get_stack_size(PyObject *mod, PyObject *unused)
 {
     (void)mod;
     (void)unused;
-    return PyLong_FromSize_t(cb_g.stack_size);
+    return PyLong_FromSize_t(cb_g.stack_size ? cb_g.stack_size : CB_TASKLET_STACK_SIZE);
 }
 
 static PyObject *mod_get_stack_stats(PyObject *mod, PyObject *unused)
@@ -514,7 +514,7 @@ PyMODINIT_FUNC PyInit__scheduler(void)
     if (PyModule_AddStringConstant(mod, "switch_backend", cb_ctx_backend()) < 0 ||
         PyModule_AddIntConstant(mod, "MIN_STACK_SIZE", CB_STACK_MIN_SIZE) < 0 ||
         PyModule_AddIntConstant(mod, "MAX_STACK_SIZE", CB_STACK_MAX_SIZE) < 0 ||
-        PyModule_AddIntConstant(mod, "DEFAULT_STACK_SIZE", CB_TASKLET_STACK_SIZE) < 0 ||
+        PyModule_AddIntConstant(mod, "DEFAULT_STACK_SIZE", (long)CB_TASKLET_STACK_SIZE) < 0 ||
         PyModule_AddIntConstant(mod, "_sanitized", CB_SANITIZED) < 0)
         goto fail;
     if (register_atexit(mod) < 0 || cb_big_stack_install() < 0)

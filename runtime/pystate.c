@@ -31,6 +31,16 @@ int cb_pystate_budget(size_t stack_size)
 {
     long units = ((long)stack_size - RESERVE_BYTES) / BYTES_PER_UNIT;
 
+    /* A stack as big as a thread's gets what a thread gets: nothing but the
+     * interpreter's own limits (depth parity with the main tasklet). */
+    if (stack_size >= cb_stack_thread_size()) {
+#ifdef CB_C_RECURSION_LIMIT
+        return CB_C_RECURSION_LIMIT;
+#else
+        return INT_MAX;
+#endif
+    }
+
     if (units < MIN_BUDGET)
         units = MIN_BUDGET;
 #ifdef CB_C_RECURSION_LIMIT

@@ -21,15 +21,11 @@
 
 #include "stack.h"
 
-/* Default C stack of a tasklet. 3.11 counts Python frames and C recursion in
- * one counter, so its budget (pystate.c) also bounds plain Python recursion;
- * a 1 MiB stack keeps that bound near 350 frames instead of 80. Memory is
- * committed only where touched, so the size costs address space only. */
-#if PY_VERSION_HEX < 0x030C0000
-#define CB_TASKLET_STACK_SIZE (1024u * 1024u)
-#else
-#define CB_TASKLET_STACK_SIZE CB_STACK_DEFAULT_SIZE
-#endif
+/* Default C stack of a tasklet: a thread's (cb_stack_thread_size(), 8 MiB
+ * usually). Memory is committed only where touched, so the size costs address
+ * space only, and a tasklet on a stack that size gets a thread's recursion
+ * budget (pystate.c): it nests as deep as the thread's main tasklet. */
+#define CB_TASKLET_STACK_SIZE cb_stack_thread_size()
 
 #if PY_VERSION_HEX >= 0x030D0000
 #define CB_PY313 1
@@ -109,7 +105,9 @@ void cb_pystate_finish(PyThreadState *ts, cb_pystate *st);
 /* The suspended tasklet's current frame (new reference, may be NULL). */
 PyObject *cb_pystate_frame(PyThreadState *ts, cb_pystate *st);
 
-/* Recursion units a stack of this size can afford (see pystate.c). */
+/* Recursion units a stack of this size can afford (see pystate.c): a thread's
+ * whole budget (INT_MAX on 3.11, the C recursion limit on 3.12+) for a stack
+ * at least as big as a thread's. */
 int cb_pystate_budget(size_t stack_size);
 
 #endif

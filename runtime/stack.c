@@ -4,11 +4,13 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "sanitizer.h"
@@ -52,6 +54,27 @@ size_t cb_stack_round_size(size_t size)
     size = (size + PAGE - 1) & ~(size_t)(PAGE - 1);
     if (size < CB_STACK_MIN_SIZE || size > CB_STACK_MAX_SIZE)
         return 0;
+    return size;
+}
+
+/* Read once: later changes of RLIMIT_STACK do not resize tasklet stacks
+ * (they do not resize running threads either). Relaxed atomics: every thread
+ * computes the same value. */
+size_t cb_stack_thread_size(void)
+{
+    static _Atomic size_t cached;
+    struct rlimit rl;
+    size_t size = atomic_load_explicit(&cached, memory_order_relaxed);
+
+    if (size)
+        return size;
+    size = 8u * 1024u * 1024u;
+    if (getrlimit(RLIMIT_STACK, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+        size = rl.rlim_cur < CB_STACK_MAX_SIZE ? (size_t)rl.rlim_cur : CB_STACK_MAX_SIZE;
+    size = (size + PAGE - 1) & ~(size_t)(PAGE - 1);
+    if (size < CB_STACK_MIN_SIZE)
+        size = CB_STACK_MIN_SIZE;
+    atomic_store_explicit(&cached, size, memory_order_relaxed);
     return size;
 }
 

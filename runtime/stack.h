@@ -60,6 +60,11 @@ typedef struct cb_stack_stats {
 
 /* Rounds a requested size to pages and checks it; 0 if out of range. */
 size_t cb_stack_round_size(size_t size);
+/* The C stack size a thread gets (the soft RLIMIT_STACK, which sizes the main
+ * thread's stack and glibc's default for new threads; 8 MiB when unlimited),
+ * rounded and clamped to [CB_STACK_MIN_SIZE, CB_STACK_MAX_SIZE]. It is the
+ * default tasklet stack: a tasklet then has a thread's recursion budget. */
+size_t cb_stack_thread_size(void);
 
 void cb_stack_pool_init(cb_stack_pool *pool, size_t stack_size);
 /* Returns a stack, or NULL with errno = ENOMEM when no memory can be mapped. */

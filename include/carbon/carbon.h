@@ -99,8 +99,8 @@ typedef struct carbon_config {
                                         library (or the program linking it statically)
                                         is, see docs/deployment.md; carbon_init fails if
                                         they cannot be imported */
-    size_t stack_size;               /* tasklet C stack bytes; 0: default (256 KiB,
-                                        1 MiB on Python 3.11) */
+    size_t stack_size;               /* tasklet C stack bytes; 0: default (a thread's:
+                                        the soft RLIMIT_STACK, 8 MiB usually) */
     int guard_pages;                 /* 1 (default): guard page under each stack while the
                                         map budget allows; 0: never */
     unsigned stack_pool_size;        /* free stacks cached per thread; 0: default */

@@ -31,6 +31,9 @@ def idle():
         finished.append(1)
 
 finished = []
+# Default stacks are as big as a thread's (8 MiB of address space each): a
+# small size makes the 160 MiB address-space limit hold over 100 of them.
+s.set_stack_size(256 * 1024)
 limit = vmsize() + (160 << 20)
 resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 keep = [None] * 100000

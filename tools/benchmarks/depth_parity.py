@@ -4,7 +4,9 @@ thread's main tasklet and in a tasklet, under the same recursion limit.
 
     PYTHONPATH=build/python python3 tools/benchmarks/depth_parity.py [--limit N] [--thread]
 
-Each (operation, place) is searched in child processes: doubling the depth
+Every probe starts at the same Python frame depth (25) on the main tasklet
+and in a tasklet, so equal depths mean parity, not merely closeness. Each
+(operation, place) is searched in child processes: doubling the depth
 until it fails, then bisecting. A probe that kills the child (SIGSEGV) counts
 as a failure "crash" and the search goes on in a fresh child. Prints a
 Markdown table: deepest depth that works, and how the next one fails.
@@ -46,16 +48,24 @@ def nest_dict(d):
         x = {"k": x}
     return x
 %(op)s
+BASE = 25  # every probe starts this many Python frames deep, wherever it runs
+def frame_depth():
+    n, fr = 0, sys._getframe(1)
+    while fr is not None:
+        n, fr = n + 1, fr.f_back
+    return n
+def at_base(fn):
+    if frame_depth() < BASE:
+        return at_base(fn)
+    return fn()
 def probe(d):
-    try:
-        op(d)
-        return "ok"
-    except RecursionError:
-        return "RecursionError"
-    except MemoryError:
-        return "MemoryError"
-    except Exception as e:
-        return type(e).__name__
+    def go():
+        try:
+            op(d)
+            return "ok"
+        except Exception as e:
+            return type(e).__name__
+    return at_base(go)
 def in_tasklet(d):
     box = []
     s.tasklet(lambda: box.append(probe(d)))()
