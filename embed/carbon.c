@@ -24,6 +24,8 @@ static struct {
     uv_thread_t host_thread;
     PyThreadState *host_ts;     /* parked between calls */
     int in_call;                /* a carbon call is running on the host thread */
+    int stopping;               /* carbon_shutdown started (maybe timed out): no new workers */
+    const char *host_call;      /* run_file/run_string/call in progress: its name */
 } g;
 
 /* Used without carbon_init (the `carbon` module in another host). */
@@ -48,6 +50,8 @@ const char *carbon_strerror(int code)
     case CARBON_ENOMEM: return "out of memory";
     case CARBON_EUV: return "libuv error";
     case CARBON_EREINIT: return "the runtime cannot be initialised twice in a process";
+    case CARBON_ETIMEDOUT: return "timed out";
+    case CARBON_EFULL: return "too many values waiting";
     default: return "unknown error";
     }
 }
@@ -109,7 +113,15 @@ int carbon_config_init(carbon_config *cfg)
     cfg->nested = 1;
     cfg->worker_budget_ns = 10 * 1000 * 1000;
     cfg->frame_period_ns = 1000000000 / 60;
+    cfg->switch_interval_ns = CB_EMBED_DEFAULT_SWITCH_INTERVAL_NS;
+    cfg->shutdown_grace_ns = CB_EMBED_DEFAULT_GRACE_NS;
+    cfg->shutdown_timeout_ns = CB_EMBED_DEFAULT_SHUTDOWN_TIMEOUT_NS;
     return CARBON_OK;
+}
+
+void carbon_free(void *p)
+{
+    free(p);
 }
 
 const carbon_config *cb_embed_config(void)
@@ -127,7 +139,7 @@ int cb_embed_accepting_workers(void)
 {
     if (g.phase == PHASE_NONE)
         return !hostless_exiting;
-    return g.phase == PHASE_RUNNING;
+    return g.phase == PHASE_RUNNING && !g.stopping;
 }
 
 void cb_embed_stop_accepting_workers(void)
@@ -190,6 +202,10 @@ static int copy_config(const carbon_config *cfg)
         g.cfg.worker_budget_ns = 10 * 1000 * 1000;
     if (g.cfg.frame_period_ns <= 0)
         g.cfg.frame_period_ns = 1000000000 / 60;
+    if (g.cfg.switch_interval_ns <= 0)
+        g.cfg.switch_interval_ns = CB_EMBED_DEFAULT_SWITCH_INTERVAL_NS;
+    if (!g.cfg.log)
+        g.cfg.print_to_log = 0; /* the default log drops INFO lines */
     return CARBON_OK;
 nomem:
     free_config_copy();
@@ -294,6 +310,16 @@ static int configure_python(void)
     }
     if (!g.cfg.guard_pages)
         cb_stack_set_guard_budget(0);
+    /* Imported by import_packages(): the switch interval, print to the log. */
+    PyObject *mod = PyImport_ImportModule("carbon");
+    if (!mod)
+        return -1;
+    PyObject *r = PyObject_CallMethod(mod, "_configure_host", "di", (double)g.cfg.switch_interval_ns / 1e9,
+                                      g.cfg.print_to_log);
+    Py_DECREF(mod);
+    if (!r)
+        return -1;
+    Py_DECREF(r);
     return 0;
 }
 
@@ -356,6 +382,7 @@ int carbon_init(const carbon_config *cfg)
         g.phase = PHASE_FINALIZED;
         return rc;
     }
+    cb_embed_post_open(1);
     g.host_ts = PyEval_SaveThread();
     return CARBON_OK;
 }
@@ -365,14 +392,24 @@ int carbon_init(const carbon_config *cfg)
 int carbon_shutdown(void)
 {
     int rc = check_host_thread("carbon_shutdown");
+    long long timeout = g.cfg.shutdown_timeout_ns;
 
     if (rc != CARBON_OK)
         return rc;
     clear_error();
     g.in_call = 1;
     PyEval_RestoreThread(g.host_ts);
+    g.stopping = 1; /* no new workers, even if we time out below */
+    if (timeout == 0)
+        timeout = CB_EMBED_DEFAULT_SHUTDOWN_TIMEOUT_NS;
+    if (cb_embed_workers_shutdown(timeout < 0 ? -1 : timeout) < 0)
+        return leave(cb_embed_fail(CARBON_ETIMEDOUT,
+                                   "carbon_shutdown: a worker is still running %lld ms after it was asked "
+                                   "to stop (see the log); the runtime keeps running: tick on and call "
+                                   "carbon_shutdown again",
+                                   timeout / 1000000));
     g.phase = PHASE_SHUTTING_DOWN;
-    cb_embed_workers_shutdown();
+    cb_embed_post_clear();
     cb_embed_loop_close();
     if (Py_FinalizeEx() < 0)
         rc = cb_embed_fail(CARBON_EPYTHON, "carbon_shutdown: errors while finalizing the interpreter "
@@ -412,6 +449,78 @@ static int finish_python(int r)
     return r < 0 ? cb_embed_fail_python() : CARBON_OK;
 }
 
+/* ---- host calls: the main tasklet never blocks -----------------------------------------------
+ * While a script runs in the host thread's main tasklet (run_file, run_string,
+ * call), that tasklet has block_trap set: a channel operation, sleep, frame
+ * wait or join that would block it raises RuntimeError instead of making the
+ * host wait (for ever, if a worker is running and never answers). */
+
+static int saved_block_trap;
+
+static cb_tasklet *host_main(void)
+{
+    cb_embed_loop *loop = cb_embed_loop_peek();
+
+    return loop && loop->mgr ? loop->mgr->main : NULL;
+}
+
+static void host_call_begin(const char *fn)
+{
+    cb_tasklet *main = host_main();
+
+    g.host_call = fn;
+    if (main) {
+        saved_block_trap = main->block_trap;
+        main->block_trap = 1;
+    }
+}
+
+static int host_call_end(int rc)
+{
+    cb_tasklet *main = host_main();
+
+    if (main)
+        main->block_trap = saved_block_trap ? 1 : 0;
+    if (rc == CARBON_EPYTHON && strstr(carbon_last_error(), "block_trap") &&
+        !strstr(carbon_last_error(), "a host call never waits") && g.host_call) {
+        char buf[LAST_ERROR_SIZE];
+        snprintf(buf, sizeof buf,
+                 "%s\n%s: the script blocked in the host's main tasklet, which never waits (the host "
+                 "would hang): at a script's top level, do not wait on channels, carbon.sleep, "
+                 "carbon.wait_frames or Worker.join; start a tasklet for such code (it runs at the "
+                 "next carbon_tick)",
+                 carbon_last_error(), g.host_call);
+        set_last_error(buf);
+    }
+    g.host_call = NULL;
+    return leave(rc);
+}
+
+const char *cb_embed_host_call(void)
+{
+    return g.host_call;
+}
+
+int cb_embed_is_host_thread(void)
+{
+    uv_thread_t self = uv_thread_self();
+
+    return (g.phase == PHASE_RUNNING || g.phase == PHASE_SHUTTING_DOWN) && uv_thread_equal(&self, &g.host_thread);
+}
+
+PyObject *cb_embed_refuse_block(const char *what)
+{
+    cb_manager *m = cb_manager_peek();
+
+    if (g.host_call && m && m->current == m->main && cb_embed_is_host_thread())
+        PyErr_Format(PyExc_RuntimeError,
+                     "cannot %s in the host's main tasklet during %s (block_trap is set: a host call "
+                     "never waits); run this in a tasklet", what, g.host_call);
+    else
+        PyErr_Format(PyExc_RuntimeError, "cannot %s: the current tasklet has block_trap set", what);
+    return NULL;
+}
+
 int carbon_run_string(const char *source)
 {
     PyObject *code;
@@ -421,10 +530,11 @@ int carbon_run_string(const char *source)
         return cb_embed_fail(CARBON_EINVAL, "carbon_run_string: source is NULL");
     if ((rc = enter("carbon_run_string")) != CARBON_OK)
         return rc;
+    host_call_begin("carbon_run_string");
     code = Py_CompileString(source, "<carbon_run_string>", Py_file_input);
     rc = finish_python(code ? run_code(code) : -1);
     Py_XDECREF(code);
-    return leave(rc);
+    return host_call_end(rc);
 }
 
 static char *read_file(const char *path, size_t *len)
@@ -488,6 +598,7 @@ int carbon_run_file(const char *path)
         free(src);
         return rc;
     }
+    host_call_begin("carbon_run_file");
     main_mod = PyImport_AddModule("__main__"); /* borrowed */
     file = PyUnicode_DecodeFSDefault(path);
     if (main_mod && file && PyModule_AddObjectRef(main_mod, "__file__", file) == 0)
@@ -496,28 +607,131 @@ int carbon_run_file(const char *path)
     Py_XDECREF(code);
     Py_XDECREF(file);
     free(src);
-    return leave(rc);
+    return host_call_end(rc);
 }
 
-int carbon_call(const char *module, const char *function)
+/* module.function(*args) in the main tasklet; `args` is a tuple (borrowed).
+ * New reference or NULL + exception. */
+static PyObject *call_in_main(const char *module, const char *function, PyObject *args)
 {
     PyObject *mod, *fn = NULL, *r = NULL;
-    int rc;
 
-    if (!module || !function || !*module || !*function)
-        return cb_embed_fail(CARBON_EINVAL, "carbon_call: module and function must be non-empty strings");
-    if ((rc = enter("carbon_call")) != CARBON_OK)
-        return rc;
     mod = PyImport_ImportModule(module);
     if (mod)
         fn = PyObject_GetAttrString(mod, function);
     if (fn)
-        r = PyObject_CallNoArgs(fn);
-    rc = finish_python(r ? 0 : -1);
-    Py_XDECREF(r);
+        r = PyObject_Call(fn, args, NULL);
     Py_XDECREF(fn);
     Py_XDECREF(mod);
-    return leave(rc);
+    return r;
+}
+
+static int check_call_args(const char *fn, const char *module, const char *function)
+{
+    if (!module || !function || !*module || !*function)
+        return cb_embed_fail(CARBON_EINVAL, "%s: module and function must be non-empty strings", fn);
+    return CARBON_OK;
+}
+
+int carbon_call(const char *module, const char *function)
+{
+    PyObject *args, *r = NULL;
+    int rc;
+
+    if ((rc = check_call_args("carbon_call", module, function)) != CARBON_OK)
+        return rc;
+    if ((rc = enter("carbon_call")) != CARBON_OK)
+        return rc;
+    host_call_begin("carbon_call");
+    args = PyTuple_New(0);
+    if (args)
+        r = call_in_main(module, function, args);
+    rc = finish_python(r ? 0 : -1);
+    Py_XDECREF(r);
+    Py_XDECREF(args);
+    return host_call_end(rc);
+}
+
+/* str(value) as a malloc'd string; NULL for None (*out) or -1 + exception. */
+static int result_text(PyObject *value, char **out)
+{
+    PyObject *s;
+    const char *u;
+
+    *out = NULL;
+    if (value == Py_None)
+        return 0;
+    s = PyObject_Str(value);
+    u = s ? PyUnicode_AsUTF8(s) : NULL;
+    if (u && !(*out = strdup(u)))
+        PyErr_NoMemory();
+    Py_XDECREF(s);
+    return *out ? 0 : -1;
+}
+
+int carbon_call_fmt(const char *module, const char *function, char **result, const char *format, ...)
+{
+    PyObject *built = NULL, *args = NULL, *r = NULL;
+    va_list ap;
+    int rc;
+
+    if (result)
+        *result = NULL;
+    if ((rc = check_call_args("carbon_call_fmt", module, function)) != CARBON_OK)
+        return rc;
+    if ((rc = enter("carbon_call_fmt")) != CARBON_OK)
+        return rc;
+    host_call_begin("carbon_call_fmt");
+    if (format && *format) {
+        va_start(ap, format);
+        built = Py_VaBuildValue(format, ap);
+        va_end(ap);
+        if (built && PyTuple_Check(built))
+            args = Py_NewRef(built);
+        else if (built)
+            args = PyTuple_Pack(1, built);
+    } else {
+        args = PyTuple_New(0);
+    }
+    if (args)
+        r = call_in_main(module, function, args);
+    if (r && result && result_text(r, result) < 0)
+        Py_CLEAR(r);
+    rc = finish_python(r ? 0 : -1);
+    Py_XDECREF(r);
+    Py_XDECREF(args);
+    Py_XDECREF(built);
+    return host_call_end(rc);
+}
+
+int carbon_call_object(const char *module, const char *function, PyObject *args, PyObject **result)
+{
+    PyObject *r = NULL;
+    int rc;
+
+    if (result)
+        *result = NULL;
+    if ((rc = check_call_args("carbon_call_object", module, function)) != CARBON_OK)
+        return rc;
+    /* Before enter(): checking the type needs no GIL (the object is alive,
+     * the host owns it). */
+    if (args && !PyTuple_Check(args))
+        return cb_embed_fail(CARBON_EINVAL, "carbon_call_object: args must be a tuple or NULL");
+    if ((rc = enter("carbon_call_object")) != CARBON_OK)
+        return rc;
+    host_call_begin("carbon_call_object");
+    if (args)
+        r = call_in_main(module, function, args);
+    else if ((args = PyTuple_New(0))) {
+        r = call_in_main(module, function, args);
+        Py_CLEAR(args);
+    }
+    rc = finish_python(r ? 0 : -1);
+    if (r && result)
+        *result = r;
+    else
+        Py_XDECREF(r);
+    return host_call_end(rc);
 }
 
 /* ---- the tick's entry (tick.c does the work) ----------------------------------------------------- */

@@ -29,12 +29,29 @@ const carbon_config *cb_embed_config(void);
 int cb_embed_accepting_workers(void);
 void cb_embed_stop_accepting_workers(void);
 
+/* Defaults of carbon_config (docs/embedding.md explains the numbers). */
+#define CB_EMBED_DEFAULT_SWITCH_INTERVAL_NS 500000LL      /* 0.5 ms */
+#define CB_EMBED_DEFAULT_GRACE_NS 250000000LL             /* 250 ms */
+#define CB_EMBED_DEFAULT_SHUTDOWN_TIMEOUT_NS 5000000000LL /* 5 s */
+/* After the interrupt hook ran for overdue workers, how long shutdown waits more. */
+#define CB_EMBED_INTERRUPT_WAIT_NS 200000000LL            /* 200 ms */
+
 /* Host-thread calls: checks (state, thread, re-entry) and takes the GIL;
  * leave() parks it again and returns rc. */
 int cb_embed_host_enter(const char *fn);
 int cb_embed_host_leave(int rc);
 /* The checks alone (CARBON_OK or an error code with carbon_last_error set). */
 int cb_embed_host_checked(const char *fn);
+
+/* The host thread's main tasklet runs a host call (carbon_run_file,
+ * carbon_run_string, carbon_call*): its name, else NULL. The main tasklet has
+ * block_trap set meanwhile. */
+const char *cb_embed_host_call(void);
+/* RuntimeError for a blocking call the current tasklet refuses (block_trap),
+ * worded for a host call's top level when that is the case; returns NULL. */
+PyObject *cb_embed_refuse_block(const char *what);
+/* 1 if this thread is the host thread (the one that called carbon_init). */
+int cb_embed_is_host_thread(void);
 
 /* carbon_last_error() text for the calling thread; returns `code`. */
 int cb_embed_fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -110,6 +127,9 @@ struct cb_embed_loop {
     long long next_frame_ns;    /* when not ticked: the next frame boundary */
     struct carbon_worker *worker; /* the worker this thread runs, or NULL */
     int main_woken;             /* a callback of this turn woke the main tasklet */
+    int ending;                 /* cb_embed_end_tasklets runs: a worker's stop request
+                                   does not cut its loop's waits short */
+    long long wait_until_ns;    /* 0, or no WAIT turn sleeps past this time */
 };
 
 /* The calling thread's loop, created on first use (NULL + exception). */
@@ -164,8 +184,22 @@ PyObject *cb_embed_worker_join_tasklet(carbon_worker *w);
 int cb_embed_worker_alive(carbon_worker *w);
 /* The Python handle is gone: frees the worker once it is joined. */
 void cb_embed_worker_release_py(carbon_worker *w);
-/* Stops and joins every worker (GIL released while joining). */
-void cb_embed_workers_shutdown(void);
+/* Stops and joins every worker (GIL released while joining); timeout_ns < 0:
+ * no limit. On expiry calls cb_embed_worker_overdue() for each worker left,
+ * waits CB_EMBED_INTERRUPT_WAIT_NS more, and returns -1 if one is still
+ * running (nothing is freed then; call again). */
+int cb_embed_workers_shutdown(long long timeout_ns);
+/* A worker asked to stop has not ended in time (`why` completes the log
+ * line): logs it and calls cb_embed_worker_interrupt_hook if set. */
+void cb_embed_worker_overdue(carbon_worker *w, const char *why);
+/* PREEMPTION HOOK (filled by the preemption work, embed/ preempt side):
+ * interrupts a worker busy in Python code (e.g. a CPU-bound loop) so that it
+ * reaches its stop. Called with the GIL held, on the host thread (or the
+ * thread running the join); NULL: nothing is done beyond the log line. */
+extern void (*cb_embed_worker_interrupt_hook)(carbon_worker *w);
+/* The worker's loop while its thread runs it (NULL before and after). */
+cb_embed_loop *cb_embed_worker_loop(carbon_worker *w);
+const char *cb_embed_worker_name(carbon_worker *w);
 /* After finalization: frees what is left of the registry. */
 void cb_embed_workers_free_all(void);
 /* Workers started and not yet ended. */
@@ -213,6 +247,48 @@ int cb_embed_timeout_add_type(PyObject *mod);
 void cb_embed_timeout_close(cb_embed_loop *loop);
 /* Adds the functions above, READ, WRITE and Timeout to _carbon. */
 int cb_embed_patch_add(PyObject *mod);
+
+/* ---- shutdown.c: ending a thread's tasklets ------------------------------------------ */
+
+/* How many more times a tasklet still alive when the grace period is over
+ * gets TaskletExit (run alone each time) before it is abandoned: with the
+ * first one, a tasklet that swallows TaskletExit is hit 1 + this many times.
+ * docs/embedding.md states this number. */
+#define CB_EMBED_EXIT_RETRIES 2
+
+/* From the thread's main tasklet: TaskletExit into every tasklet of the
+ * thread; for up to grace_ns (<= 0: none) the loop keeps turning and the
+ * queue running, so finally blocks may sleep, wait frames and use channels;
+ * then the retry rule above; what is still alive is logged and abandoned
+ * (its stack kept for the life of the process). Safe to call more than once. */
+void cb_embed_end_tasklets(cb_embed_loop *loop, long long grace_ns);
+/* The grace period from the configuration (0 if none). */
+long long cb_embed_grace_ns(void);
+
+/* ---- post.c: values posted from C to carbon.queue(name) ------------------------------- */
+
+/* Delivers every posted value to its queue (host thread, main tasklet, GIL
+ * held); errors are reported. Cheap when nothing was posted. */
+void cb_embed_post_deliver(void);
+/* Drops what is still waiting and refuses new posts (shutdown; GIL held). */
+void cb_embed_post_clear(void);
+/* Accept posts (carbon_init) or not. */
+void cb_embed_post_open(int open);
+/* _carbon._queue_put / _queue_receive (carbon.Queue's two halves). */
+PyObject *cb_embed_queue_put(PyObject *mod, PyObject *args);
+PyObject *cb_embed_queue_receive(PyObject *mod, PyObject *args);
+
+/* ---- tasklets.c: listing every tasklet ------------------------------------------------- */
+
+/* A tasklet's label: tasklet.name if it exists and is a non-empty str, else
+ * the callable's qualified name ("main" for a main tasklet). New reference. */
+PyObject *cb_embed_tasklet_label(cb_tasklet *t);
+/* The tasklet's Python stack as traceback text, most recent call last
+ * (PyMem_Malloc; NULL if it has no frames). Never leaves an exception. */
+char *cb_embed_tasklet_stack(cb_tasklet *t);
+/* PREEMPTION HOOK: the time `t` ran in its thread's current tick, in ns, or
+ * -1 if not measured (NULL hook). */
+extern long long (*cb_embed_tasklet_time_hook)(cb_tasklet *t);
 
 /* ---- module.c ------------------------------------------------------------------------ */
 

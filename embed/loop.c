@@ -105,6 +105,8 @@ static long long wait_budget(cb_embed_loop *loop)
     deadline = cb_embed_heap_min(&loop->sleepers);
     if (loop->frame_waiters.n && loop->next_frame_ns < deadline)
         deadline = loop->next_frame_ns;
+    if (loop->wait_until_ns && loop->wait_until_ns < deadline)
+        deadline = loop->wait_until_ns;
     if (deadline != LLONG_MAX) {
         now = cb_monotonic_ns();
         if (deadline <= now)
@@ -206,17 +208,11 @@ static void close_walk(uv_handle_t *h, void *arg)
 }
 
 /* Kills the thread's remaining tasklets while the interpreter can still run
- * their finally blocks; errors are reported. */
-static void kill_remaining(cb_manager *m)
+ * their finally blocks (shutdown.c: grace period, retry rule). */
+static void kill_remaining(cb_embed_loop *loop, long long grace_ns)
 {
-    PyObject *saved;
-
-    if (!m || !cb_can_unwind_here(m))
-        return;
-    saved = cb_err_fetch();
-    if (cb_kill_all(m) < 0)
-        cb_embed_report(NULL, "teardown");
-    cb_err_restore(saved);
+    if (loop->mgr)
+        cb_embed_end_tasklets(loop, grace_ns);
 }
 
 static void loop_destroy(cb_embed_loop *loop)
@@ -229,7 +225,7 @@ static void loop_destroy(cb_embed_loop *loop)
          * cannot be closed from here, so it is left as it is. */
         return;
     }
-    kill_remaining(m);
+    kill_remaining(loop, 0); /* normally done already, with the grace period */
     cb_embed_heap_free(&loop->sleepers);
     cb_embed_heap_free(&loop->frame_waiters);
     if (m && m->hook_arg == loop) {
@@ -352,7 +348,7 @@ void cb_embed_loop_close(void)
 
     if (!loop)
         return;
-    kill_remaining(loop->mgr);
+    kill_remaining(loop, cb_embed_grace_ns());
     dict = PyThreadState_GetDict(); /* borrowed */
     if (!dict || PyDict_DelItemString(dict, LOOP_KEY) < 0) {
         PyErr_Clear();

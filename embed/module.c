@@ -146,7 +146,7 @@ static void worker_dealloc(PyObject *self)
 static PyMethodDef worker_methods[] = {
     {"join", worker_join, METH_NOARGS,
      "join() -> result: block the calling tasklet until the worker ended; returns what its "
-     "function returned (None if it raised)."},
+     "function returned, or raises what it raised."},
     {"stop", worker_stop, METH_NOARGS,
      "stop(): ask the worker to end (TaskletExit into its tasklets); does not wait."},
     {NULL, NULL, 0, NULL},
@@ -236,8 +236,20 @@ static PyObject *mod_atexit(PyObject *mod, PyObject *unused)
 {
     (void)mod;
     (void)unused;
-    cb_embed_workers_shutdown();
+    cb_embed_workers_shutdown(-1);
     cb_embed_loop_close();
+    Py_RETURN_NONE;
+}
+
+static PyObject *mod_log(PyObject *mod, PyObject *args)
+{
+    int level;
+    const char *text;
+
+    (void)mod;
+    if (!PyArg_ParseTuple(args, "is:_log", &level, &text))
+        return NULL;
+    cb_embed_log(level, "%s", text);
     Py_RETURN_NONE;
 }
 
@@ -253,6 +265,9 @@ static PyMethodDef module_methods[] = {
      "spawn_worker(fn, *args) -> Worker: run fn(*args) in the main tasklet of a new worker "
      "thread with its own scheduler and loop."},
     {"_atexit", mod_atexit, METH_NOARGS, "Stop workers and kill this thread's tasklets (atexit hook)."},
+    {"_log", mod_log, METH_VARARGS, "_log(level, text): a line to the host's log callback."},
+    {"_queue_put", cb_embed_queue_put, METH_VARARGS, "carbon.Queue's non-blocking put (C: atomic under the GIL)."},
+    {"_queue_receive", cb_embed_queue_receive, METH_VARARGS, "carbon.Queue's receive (C: atomic under the GIL)."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -305,6 +320,10 @@ PyMODINIT_FUNC PyInit__carbon(void)
     }
     if (PyModule_AddObjectRef(mod, "Worker", (PyObject *)worker_type) < 0 ||
         PyModule_AddObjectRef(mod, "TaskletExit", cb_TaskletExit) < 0 ||
+        PyModule_AddIntConstant(mod, "LOG_DEBUG", CARBON_LOG_DEBUG) < 0 ||
+        PyModule_AddIntConstant(mod, "LOG_INFO", CARBON_LOG_INFO) < 0 ||
+        PyModule_AddIntConstant(mod, "LOG_WARNING", CARBON_LOG_WARNING) < 0 ||
+        PyModule_AddIntConstant(mod, "LOG_ERROR", CARBON_LOG_ERROR) < 0 ||
         register_atexit(mod) < 0 || cb_embed_patch_add(mod) < 0)
         goto fail;
     return mod;

@@ -86,6 +86,7 @@ int carbon_tick(int64_t budget_ns, carbon_stats *stats)
     completed0 = loop->mgr->completed;
 
     cb_embed_loop_step(loop, CB_EMBED_TURN_TICK); /* events, frame + 1, expired sleepers, frame waiters */
+    cb_embed_post_deliver(); /* carbon_post values, before any tasklet runs */
     cb_embed_run_budget(loop, start, budget_ns, &res);
 
     if (stats) {

@@ -174,7 +174,7 @@ static int wait_in(cb_embed_loop *loop, cb_embed_heap *h, long long key, unsigne
 
     w.flagp = flagp ? flagp : &w.flag;
     if (cur->block_trap) {
-        PyErr_Format(PyExc_RuntimeError, "cannot %s: the current tasklet has block_trap set", what);
+        cb_embed_refuse_block(what);
         return -1;
     }
     if (h && heap_push(h, &w) < 0)

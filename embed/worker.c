@@ -12,6 +12,7 @@
 #include "internal.h"
 
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -28,6 +29,9 @@ struct carbon_worker {
     PyInterpreterState *interp;
     PyObject *fn, *args;   /* owned; taken over by the thread when it starts */
     PyObject *result;      /* what fn returned (Python-owned workers only) */
+    PyObject *exc;         /* what fn raised (Python-owned workers only; not TaskletExit) */
+    char *traceback;       /* ...formatted (malloc), for carbon_worker_join_ex */
+    int raised;            /* fn raised something other than TaskletExit */
     char *name;
     atomic_int stop;
     atomic_int exited;     /* the thread function returned */
@@ -43,6 +47,8 @@ struct carbon_worker {
     joiner *joiners;
 };
 
+void (*cb_embed_worker_interrupt_hook)(carbon_worker *w);
+
 static carbon_worker *registry;
 static long running;
 
@@ -53,7 +59,17 @@ long cb_embed_workers_running(void)
 
 int cb_embed_worker_stopping(cb_embed_loop *loop)
 {
-    return loop->worker && atomic_load(&loop->worker->stop);
+    return loop->worker && !loop->ending && atomic_load(&loop->worker->stop);
+}
+
+cb_embed_loop *cb_embed_worker_loop(carbon_worker *w)
+{
+    return w->loop;
+}
+
+const char *cb_embed_worker_name(carbon_worker *w)
+{
+    return w->name;
 }
 
 static int worker_end(carbon_worker *w);
@@ -104,9 +120,54 @@ static void free_worker(carbon_worker *w, int python)
         Py_CLEAR(w->fn);
         Py_CLEAR(w->args);
         Py_CLEAR(w->result);
+        Py_CLEAR(w->exc);
     }
+    free(w->traceback);
     free(w->name);
     free(w);
+}
+
+/* The exception line of a traceback (its last non-empty line). */
+static const char *last_line(const char *tb)
+{
+    const char *end, *start;
+
+    if (!tb || !*tb)
+        return "(no traceback)";
+    end = tb + strlen(tb);
+    while (end > tb && end[-1] == '\n')
+        end--;
+    start = end;
+    while (start > tb && start[-1] != '\n')
+        start--;
+    return start;
+}
+
+/* The function raised: keep what join needs, then report it. */
+static void record_failure(carbon_worker *w)
+{
+    PyObject *exc = cb_err_fetch();
+    char *tb, *copy;
+
+    if (!exc)
+        return;
+    if (cb_TaskletExit && PyErr_GivenExceptionMatches(exc, cb_TaskletExit)) {
+        Py_DECREF(exc); /* a stop, not a failure */
+        return;
+    }
+    w->raised = 1;
+    cb_err_restore(Py_NewRef(exc));
+    tb = cb_embed_format_exception(); /* clears it */
+    copy = tb ? strdup(tb) : NULL;
+    PyMem_Free(tb);
+    free(w->traceback);
+    w->traceback = copy;
+    cb_embed_log(CARBON_LOG_ERROR, "worker %s: its function raised %s (traceback: error callback, "
+                 "carbon_worker_join_ex, Worker.join())", w->name, last_line(copy));
+    if (w->py_owned)
+        w->exc = Py_NewRef(exc);
+    cb_err_restore(exc);
+    cb_embed_report(NULL, w->name);
 }
 
 /* ---- the thread --------------------------------------------------------------------------- */
@@ -155,7 +216,7 @@ static void run_worker(carbon_worker *w)
     if (!atomic_load(&w->stop)) {
         r = PyObject_Call(fn, args, NULL);
         if (!r)
-            cb_embed_report(NULL, w->name);
+            record_failure(w);
     }
     Py_DECREF(fn);
     Py_DECREF(args);
@@ -209,6 +270,7 @@ static void worker_thread(void *arg)
     atomic_store(&w->exited, 1); /* w stays valid: a joiner, or freed below */
     if (orphan) {
         pthread_detach(pthread_self());
+        free(w->traceback);
         free(w->name);
         free(w);
     }
@@ -263,24 +325,49 @@ int cb_embed_worker_request_stop(carbon_worker *w)
     return 0;
 }
 
-/* Joins the OS thread, GIL released; once per worker. */
-static void join_thread(carbon_worker *w)
+/* Waits (GIL released) for the thread's end, then joins it; once per
+ * worker. timeout_ns < 0: no limit. Returns 0, or 1 if it timed out (the
+ * handle can be joined again). */
+static int join_thread_timed(carbon_worker *w, long long timeout_ns)
 {
     PyThreadState *save;
+    long long deadline = timeout_ns >= 0 ? cb_monotonic_ns() + timeout_ns : 0;
+    int done;
 
     if (!w->started || w->joining)
-        return;
-    w->joining = 1;
+        return 0;
+    w->joining = 1; /* nobody frees it meanwhile */
     save = PyEval_SaveThread();
     /* Polled, not a plain join: an abandoned worker's thread never exits. */
-    while (!atomic_load(&w->exited) && !atomic_load(&w->abandoned))
+    while (!(done = atomic_load(&w->exited) || atomic_load(&w->abandoned))) {
+        if (timeout_ns >= 0 && cb_monotonic_ns() >= deadline)
+            break;
         uv_sleep(1);
-    if (atomic_load(&w->abandoned))
+    }
+    if (done && atomic_load(&w->abandoned))
         pthread_detach(w->thread);
-    else
+    else if (done)
         uv_thread_join(&w->thread);
     PyEval_RestoreThread(save);
+    if (!done) {
+        w->joining = 0;
+        return 1;
+    }
     w->joined = 1;
+    return 0;
+}
+
+static void join_thread(carbon_worker *w)
+{
+    (void)join_thread_timed(w, -1);
+}
+
+void cb_embed_worker_overdue(carbon_worker *w, const char *why)
+{
+    cb_embed_log(CARBON_LOG_WARNING, "worker %s has not ended %s (busy in Python or C code)%s", w->name, why,
+                 cb_embed_worker_interrupt_hook ? "; interrupting it" : "");
+    if (cb_embed_worker_interrupt_hook)
+        cb_embed_worker_interrupt_hook(w);
 }
 
 PyObject *cb_embed_worker_join_tasklet(carbon_worker *w)
@@ -297,6 +384,8 @@ PyObject *cb_embed_worker_join_tasklet(carbon_worker *w)
             return NULL;
         }
         m = loop->mgr;
+        if (m->current->block_trap)
+            return cb_embed_refuse_block("join a worker");
         j.t = (cb_tasklet *)Py_NewRef((PyObject *)m->current);
         j.next = w->joiners;
         /* unlinked again before this frame returns (below, or by worker_end) */
@@ -317,6 +406,10 @@ PyObject *cb_embed_worker_join_tasklet(carbon_worker *w)
         Py_DECREF(j.t);
     }
     join_thread(w);
+    if (w->exc) {
+        cb_err_restore(Py_NewRef(w->exc)); /* join() re-raises what the function raised */
+        return NULL;
+    }
     return Py_NewRef(w->result ? w->result : Py_None);
 }
 
@@ -333,21 +426,41 @@ void cb_embed_worker_release_py(carbon_worker *w)
     /* else still running: an orphan, freed by its thread at its end. */
 }
 
-void cb_embed_workers_shutdown(void)
+/* Joins every started worker not being joined elsewhere, until the
+ * deadline (0: none); 1 if one is left. */
+static int join_all(long long deadline)
 {
     carbon_worker *w;
 
-    cb_embed_stop_accepting_workers();
-    for (w = registry; w; w = w->next)
-        cb_embed_worker_request_stop(w);
     /* The registry can change while the GIL is released: restart each time. */
     for (;;) {
         for (w = registry; w; w = w->next)
             if (w->started && !w->joining)
                 break;
         if (!w)
-            break;
-        join_thread(w);
+            return 0;
+        if (join_thread_timed(w, deadline ? (deadline - cb_monotonic_ns() > 0 ? deadline - cb_monotonic_ns() : 0)
+                                          : -1))
+            return 1;
+    }
+}
+
+int cb_embed_workers_shutdown(long long timeout_ns)
+{
+    carbon_worker *w;
+
+    cb_embed_stop_accepting_workers();
+    for (w = registry; w; w = w->next)
+        cb_embed_worker_request_stop(w);
+    if (join_all(timeout_ns >= 0 ? cb_monotonic_ns() + (timeout_ns ? timeout_ns : 1) : 0)) {
+        char why[64];
+        snprintf(why, sizeof why, "%lld ms after carbon_shutdown asked it to stop",
+                 (long long)(timeout_ns / 1000000));
+        for (w = registry; w; w = w->next)
+            if (w->started && !w->ended)
+                cb_embed_worker_overdue(w, why);
+        if (join_all(cb_monotonic_ns() + CB_EMBED_INTERRUPT_WAIT_NS))
+            return -1;
     }
     for (w = registry; w;) {
         carbon_worker *next = w->next;
@@ -355,6 +468,7 @@ void cb_embed_workers_shutdown(void)
             free_worker(w, 1); /* C handles are invalid after shutdown */
         w = next;
     }
+    return 0;
 }
 
 void cb_embed_workers_free_all(void)
@@ -460,8 +574,17 @@ int carbon_worker_stop(carbon_worker *w)
 
 int carbon_worker_join(carbon_worker *w)
 {
+    return carbon_worker_join_ex(w, -1, NULL);
+}
+
+int carbon_worker_join_ex(carbon_worker *w, int64_t timeout_ns, carbon_worker_result *result)
+{
     int rc;
 
+    if (result) {
+        result->raised = 0;
+        result->traceback = NULL;
+    }
     if (!w)
         return cb_embed_fail(CARBON_EINVAL, "carbon_worker_join: worker is NULL");
     if ((rc = cb_embed_host_enter("carbon_worker_join")) != CARBON_OK)
@@ -469,7 +592,18 @@ int carbon_worker_join(carbon_worker *w)
     if (!find_c_handle(w))
         return cb_embed_host_leave(
             cb_embed_fail(CARBON_EINVAL, "carbon_worker_join: not a live worker handle"));
-    join_thread(w);
+    if (join_thread_timed(w, timeout_ns < 0 ? -1 : timeout_ns)) {
+        if (atomic_load(&w->stop))
+            cb_embed_worker_overdue(w, "within the join's timeout after it was asked to stop");
+        return cb_embed_host_leave(cb_embed_fail(CARBON_ETIMEDOUT,
+                                                 "carbon_worker_join: worker %s still running after %lld ms",
+                                                 w->name, (long long)(timeout_ns / 1000000)));
+    }
+    if (result && w->raised) {
+        result->raised = 1;
+        result->traceback = w->traceback; /* the caller's now */
+        w->traceback = NULL;
+    }
     free_worker(w, 1);
     return cb_embed_host_leave(CARBON_OK);
 }

@@ -150,6 +150,7 @@ struct cb_manager {
     cb_wakeup_fn wakeup;
     cb_idle_fn idle;
     void *hook_arg;
+    cb_manager *all_prev, *all_next; /* every manager of the process (cb_g.all_managers) */
 };
 
 /* ---- process-wide state ----------------------------------------------------- */
@@ -169,6 +170,7 @@ typedef struct cb_globals {
     long tasklets_all_time;
     long rwt_completed, rwt_switched;
     cb_channel *all_channels;
+    cb_manager *all_managers;
 } cb_globals;
 
 extern cb_globals cb_g;
@@ -264,6 +266,9 @@ int cb_forget_exception(cb_tasklet *t, PyObject *exc);
 int cb_kill_all(cb_manager *mgr);
 /* Kills t by running it alone (finalizers, teardown). */
 int cb_kill_alone(cb_manager *mgr, cb_tasklet *t);
+/* Gives up on unwinding t (it survived every TaskletExit at teardown): it is
+ * skipped by later kills and never freed, its stack kept with its frames. */
+void cb_tasklet_abandon(cb_tasklet *t);
 /* A tasklet of another thread: pending TaskletExit there. */
 int cb_kill_remote(cb_tasklet *t);
 void cb_process_deferred_kills(cb_manager *mgr);

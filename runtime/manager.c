@@ -265,6 +265,10 @@ static cb_manager *manager_new(PyThreadState *ts)
     m->main = main;
     m->current = (cb_tasklet *)Py_NewRef(main);
     cb_g.managers++;
+    m->all_next = cb_g.all_managers;
+    if (cb_g.all_managers)
+        cb_g.all_managers->all_prev = m;
+    cb_g.all_managers = m;
     return m;
 }
 
@@ -430,6 +434,12 @@ static void manager_dealloc(PyObject *self)
         orphan_mains = main;
     }
     cb_g.managers--;
+    if (m->all_prev)
+        m->all_prev->all_next = m->all_next;
+    else if (cb_g.all_managers == m)
+        cb_g.all_managers = m->all_next;
+    if (m->all_next)
+        m->all_next->all_prev = m->all_prev;
     PyObject_Free(self);
     if (drop) {
         for (size_t i = 0; i < ndrop; i++)

@@ -303,6 +303,49 @@ fail:
     return NULL;
 }
 
+/* [(thread_id, [main, live tasklets...]), ...] for every thread with a
+ * scheduler (the calling thread first). */
+static PyObject *mod_get_all_thread_tasklets(PyObject *mod, PyObject *unused)
+{
+    cb_manager *self = manager();
+    PyObject *out;
+
+    (void)mod;
+    (void)unused;
+    if (!self)
+        return NULL;
+    out = PyList_New(0);
+    if (!out)
+        return NULL;
+    for (int pass = 0; pass < 2; pass++) {
+        for (cb_manager *m = cb_g.all_managers; m; m = m->all_next) {
+            PyObject *list, *item;
+            if ((m == self) != (pass == 0) || !m->main)
+                continue;
+            list = PyList_New(0);
+            if (!list || PyList_Append(list, (PyObject *)m->main) < 0)
+                goto fail_list;
+            for (cb_tasklet *t = m->all; t; t = t->mgr_next)
+                if (!t->is_main && t->alive && PyList_Append(list, (PyObject *)t) < 0)
+                    goto fail_list;
+            item = Py_BuildValue("(lN)", m->thread_id, list);
+            if (!item || PyList_Append(out, item) < 0) {
+                Py_XDECREF(item);
+                goto fail;
+            }
+            Py_DECREF(item);
+            continue;
+        fail_list:
+            Py_XDECREF(list);
+            goto fail;
+        }
+    }
+    return out;
+fail:
+    Py_DECREF(out);
+    return NULL;
+}
+
 static PyObject *mod_set_stack_size(PyObject *mod, PyObject *arg)
 {
     Py_ssize_t size = PyLong_AsSsize_t(arg);
@@ -441,6 +484,9 @@ static PyMethodDef module_methods[] = {
      "Tasklet objects that exist now."},
     {"get_thread_tasklets", mod_get_thread_tasklets, METH_NOARGS,
      "The calling thread's main tasklet and its other live tasklets."},
+    {"get_all_thread_tasklets", mod_get_all_thread_tasklets, METH_NOARGS,
+     "[(thread_id, [main, live tasklets]), ...] for every thread with a scheduler, the calling "
+     "thread first."},
     {"set_stack_size", mod_set_stack_size, METH_O, "set_stack_size(bytes): C stack of new tasklets."},
     {"get_stack_size", mod_get_stack_size, METH_NOARGS, "C stack bytes of new tasklets."},
     {"get_stack_stats", mod_get_stack_stats, METH_NOARGS, "Stack pool counters."},

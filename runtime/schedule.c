@@ -790,6 +790,14 @@ int cb_kill_alone(cb_manager *m, cb_tasklet *t)
     return run_segment(m, t, 1);
 }
 
+void cb_tasklet_abandon(cb_tasklet *t)
+{
+    if (!t->leaked) {
+        t->leaked = 1;
+        Py_INCREF(t); /* never freed: its stack holds live frames */
+    }
+}
+
 int cb_kill_all(cb_manager *m)
 {
     for (int pass = 0; pass < 3; pass++) {

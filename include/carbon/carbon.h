@@ -68,6 +68,8 @@ const char *carbon_version(int *number);
 #define CARBON_ENOMEM (-6)   /* out of memory */
 #define CARBON_EUV (-7)      /* a libuv call failed */
 #define CARBON_EREINIT (-8)  /* the interpreter cannot be started again in this process */
+#define CARBON_ETIMEDOUT (-9) /* a join or shutdown did not finish within its timeout */
+#define CARBON_EFULL (-10)    /* carbon_post: too many values waiting for the next tick */
 
 /* Static text for a status code ("unknown error" for unknown codes). */
 const char *carbon_strerror(int code);
@@ -112,6 +114,16 @@ typedef struct carbon_config {
                                         (workers, a main tasklet blocked in its loop):
                                         carbon.wait_frames() there waits for this clock
                                         (default 1/60 s) */
+    int64_t switch_interval_ns;      /* the interpreter's GIL switch interval
+                                        (sys.setswitchinterval); 0: default 500 us */
+    int64_t shutdown_grace_ns;       /* carbon_shutdown (and a worker's end): how long
+                                        tasklets that got TaskletExit may still sleep, wait
+                                        frames and use channels in their finally blocks
+                                        (0: default 250 ms; negative: none) */
+    int64_t shutdown_timeout_ns;     /* carbon_shutdown: how long to wait for workers to
+                                        end (0: default 5 s; negative: forever) */
+    int print_to_log;                /* 1: sys.stdout and sys.stderr write lines to `log`
+                                        (CARBON_LOG_INFO / CARBON_LOG_WARNING); needs `log` */
     carbon_log_fn log;               /* NULL: warnings and errors to stderr */
     carbon_error_fn error;           /* NULL: traceback with the tasklet name to sys.stderr */
     void *userdata;                  /* passed to log and error */
@@ -131,8 +143,13 @@ int carbon_init(const carbon_config *cfg);
 
 /* Stops and joins every worker (their tasklets get TaskletExit on their own
  * thread), raises TaskletExit in every tasklet of the host thread (their
- * finally blocks run), closes the loops, finalizes the interpreter. Worker
- * handles are invalid afterwards. */
+ * finally blocks run, and may block during shutdown_grace_ns), closes the
+ * loops, finalizes the interpreter. Worker handles are invalid afterwards.
+ * Blocks at most shutdown_timeout_ns for the workers plus the grace period
+ * (twice: once on the workers, once on the host thread) plus what finally
+ * blocks spend in Python code. If a worker has not ended within
+ * shutdown_timeout_ns it returns CARBON_ETIMEDOUT and the runtime keeps
+ * running (new workers refused): tick on, and call it again. */
 int carbon_shutdown(void);
 
 /* ---- running code (in the host thread's main tasklet) -------------------------- */
@@ -143,7 +160,46 @@ int carbon_run_file(const char *path);
 int carbon_run_string(const char *source);
 /* Calls module.function() with no arguments; the result is discarded. */
 int carbon_call(const char *module, const char *function);
+/* Calls module.function(*args) where args is built by Py_BuildValue(format,
+ * ...) (a format that does not build a tuple gives one argument; NULL or ""
+ * none). If `result` is not NULL, *result receives a new string (free it with
+ * carbon_free): str() of the returned value, or NULL for None. */
+int carbon_call_fmt(const char *module, const char *function, char **result, const char *format, ...);
+/* For hosts that use the CPython API: module.function(*args) with a tuple
+ * (NULL: no arguments; `args` is borrowed); *result (may be NULL) receives a
+ * new reference to the returned object. Like every carbon call it is made
+ * without holding the GIL (it is taken inside); building `args` and using or
+ * releasing the result need the GIL (PyGILState_Ensure). */
+struct _object;
+int carbon_call_object(const char *module, const char *function, struct _object *args,
+                       struct _object **result);
 
+/* These three never block on a tasklet operation: the script runs in the
+ * host thread's main tasklet, which refuses to wait (channel operations,
+ * carbon.sleep, wait_frames, Worker.join raise RuntimeError there, the
+ * function returns CARBON_EPYTHON). They take as long as the Python code
+ * runs, plus taking the GIL (up to switch_interval_ns when a worker is busy). */
+
+/* Frees a string returned by carbon (carbon_call_fmt, worker results). */
+void carbon_free(void *p);
+
+/* ---- posting values to scripts -------------------------------------------------- */
+
+/* Queues a value for the scripts' carbon.queue(name) (a channel-like object:
+ * receive(), iteration). Never blocks the caller and never takes the GIL: a
+ * short mutex only. Any thread, any time between carbon_init and
+ * carbon_shutdown, also from inside a carbon call. The value is built at the
+ * next carbon_tick (which delivers, in posting order, before any tasklet runs)
+ * from `format`, a subset of Py_BuildValue's: i I l k L K n (integers), d f
+ * (float), p (bool), s z (UTF-8 string copied now; z: NULL gives None), y#
+ * (bytes copied now; the length is a Py_ssize_t). One code: that value; more:
+ * a tuple. A format without codes posts None. Errors: CARBON_EINVAL (bad name
+ * or format), CARBON_ESTATE, CARBON_EFULL (65536 values already wait),
+ * CARBON_ENOMEM. */
+int carbon_post(const char *name, const char *format, ...);
+/* The same with an object (the caller holds the GIL; a new reference is
+ * taken). */
+int carbon_post_object(const char *name, struct _object *value);
 /* ---- the frame ------------------------------------------------------------------ */
 
 typedef struct carbon_stats {
@@ -185,6 +241,39 @@ int carbon_worker_stop(carbon_worker *w);
  * host thread's tasklets do not run meanwhile: stop first unless the worker
  * ends by itself. */
 int carbon_worker_join(carbon_worker *w);
+
+/* How a worker ended. */
+typedef struct carbon_worker_result {
+    int raised;      /* 1: its function raised (a TaskletExit from a stop is not counted) */
+    char *traceback; /* the formatted traceback if it raised, else NULL; carbon_free it */
+} carbon_worker_result;
+
+/* carbon_worker_join with a timeout (negative: none) and the worker's
+ * outcome (`result` may be NULL). On expiry returns CARBON_ETIMEDOUT and the
+ * handle stays valid (join again later); if the worker was asked to stop, the
+ * runtime also tries to interrupt it. */
+int carbon_worker_join_ex(carbon_worker *w, int64_t timeout_ns, carbon_worker_result *result);
+
+/* ---- introspection ---------------------------------------------------------------- */
+
+/* One tasklet, for debug overlays and crash reports. */
+typedef struct carbon_tasklet_info {
+    char *label;        /* tasklet.name if it has one, else the callable's qualified name;
+                           "main" for a thread's main tasklet */
+    const char *state;  /* "running", "runnable", "blocked", "paused" (static text) */
+    uint64_t thread_id; /* threading.get_ident() of its thread */
+    int is_main;
+    int is_host_thread; /* 1 for the thread that called carbon_init */
+    int64_t time_ns;    /* time it ran in its thread's current tick, -1 if not measured */
+    int64_t age_ns;     /* since its callable was entered, -1 if not started */
+    char *stack;        /* its Python stack, most recent call last (traceback text) */
+} carbon_tasklet_info;
+
+/* Every alive tasklet of every thread (main tasklets included). Host thread
+ * only; takes the GIL, so it waits for a busy worker's switch interval.
+ * Free the array with carbon_tasklets_free. */
+int carbon_list_tasklets(carbon_tasklet_info **out, size_t *count);
+void carbon_tasklets_free(carbon_tasklet_info *list, size_t count);
 
 #if defined(__GNUC__)
 #pragma GCC visibility pop

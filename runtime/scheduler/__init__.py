@@ -166,16 +166,27 @@ def block_trap(trap=True):
         current.block_trap = old
 
 
-def format_tasklet_stacks(limit=None):
-    """The stacks of every live tasklet of the calling thread, formatted as
-    text (for hitch reports and debugging)."""
-    lines = []
-    current = _scheduler.getcurrent()
-    for t in _scheduler.get_thread_tasklets():
-        state = "main" if t.is_main else (t.method_name or "unbound")
+def tasklet_label(t):
+    """A tasklet's label for reports: its ``name`` attribute if it has a
+    non-empty one, else its callable's qualified name ("main" for a main
+    tasklet)."""
+    name = getattr(t, "name", None)
+    if isinstance(name, str) and name:
+        return name
+    if t.is_main:
+        return "main"
+    qual = t.method_name
+    module = t.module_name
+    if qual and module and module != "unknown_module":
+        return "%s.%s" % (module, qual)
+    return qual or "unbound"
+
+
+def _format_thread(lines, tasklets, current, limit):
+    for t in tasklets:
         flags = [name for name in ("is_current", "blocked", "scheduled", "paused")
                  if getattr(t, name)]
-        lines.append("Tasklet %s (%s) [%s]\n" % (hex(id(t)), state, ", ".join(flags)))
+        lines.append("Tasklet %s (%s) [%s]\n" % (hex(id(t)), tasklet_label(t), ", ".join(flags)))
         frame = t.frame
         if t is current and frame is not None:
             frame = frame.f_back  # leave out this function's own frame
@@ -183,4 +194,18 @@ def format_tasklet_stacks(limit=None):
             lines.append("  (not started)\n" if t.alive else "  (no frames)\n")
         else:
             lines.extend(traceback.format_stack(frame, limit))
+
+
+def format_tasklet_stacks(limit=None, all_threads=False):
+    """The stacks of every live tasklet of the calling thread (of every thread
+    with a scheduler if ``all_threads``), formatted as text (for hitch reports,
+    debug overlays and crash reports)."""
+    lines = []
+    current = _scheduler.getcurrent()
+    if not all_threads:
+        _format_thread(lines, _scheduler.get_thread_tasklets(), current, limit)
+        return "".join(lines)
+    for thread_id, tasklets in _scheduler.get_all_thread_tasklets():
+        lines.append("Thread %d%s:\n" % (thread_id, " (current)" if tasklets[0] is _scheduler.getmain() else ""))
+        _format_thread(lines, tasklets, current, limit)
     return "".join(lines)

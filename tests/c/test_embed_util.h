@@ -94,6 +94,44 @@ static inline int tick_until(const char *expr, int max_ticks, long long gap_ns, 
     return -1;
 }
 
+/* Runs Python source in a tasklet (exec in __main__'s namespace), ticking
+ * (1 ms budget, 1 ms apart) until it ends, at most `max_ticks` times; an
+ * exception escaping it fails the test with its traceback. Top-level code
+ * of a host call may not block (the host never waits); this is how the tests
+ * run code that does. */
+#define RUN_IN_TASKLET(src, max_ticks) run_in_tasklet((src), (max_ticks), __FILE__, __LINE__)
+
+static inline void run_in_tasklet(const char *src, int max_ticks, const char *file, int line)
+{
+    size_t n = strlen(src);
+    char *buf = malloc(2 * n + 512);
+    int ticks;
+
+    if (!buf)
+        _fail(file, line);
+    strcpy(buf, "import scheduler as _s, traceback as _tb\n"
+                "_rit_error = None\n"
+                "def _rit_body(_src=bytes.fromhex('");
+    for (size_t i = 0; i < n; i++)
+        sprintf(buf + strlen(buf), "%02x", (unsigned char)src[i]);
+    strcat(buf, "').decode()):\n"
+                "    global _rit_error\n"
+                "    try: exec(_src, globals())\n"
+                "    except BaseException: _rit_error = _tb.format_exc()\n"
+                "_rit_t = _s.tasklet(_rit_body)()\n");
+    run_ok(buf, file, line);
+    free(buf);
+    ticks = tick_until("not _rit_t.alive", max_ticks, 1000000, file, line);
+    if (ticks < 0) {
+        print_error("%s:%d: the tasklet did not end within %d ticks\n", file, line, max_ticks);
+        _fail(file, line);
+    }
+    if (carbon_run_string("assert _rit_error is None, _rit_error") != CARBON_OK) {
+        print_error("%s:%d: the tasklet raised:\n%s\n", file, line, carbon_last_error());
+        _fail(file, line);
+    }
+}
+
 /* The error callback records what it was given. */
 typedef struct reported {
     int count;

@@ -133,12 +133,12 @@ static void test_100k_messages_3_workers(void **state)
     assert_int_equal(carbon_tick(10000000, NULL), CARBON_OK);
 }
 
-/* The host's main tasklet blocks on a worker (join, channel) inside
- * carbon_run_string: it waits in its loop, GIL released. */
-static void test_host_main_tasklet_waits_for_worker(void **state)
+/* A tasklet of the host blocks on a worker (join, channel) while the host
+ * ticks. */
+static void test_host_tasklet_waits_for_worker(void **state)
 {
     (void)state;
-    RUN("def slow_double(x):\n"
+    RUN_IN_TASKLET("def slow_double(x):\n"
         "    carbon.sleep(0.05)\n"
         "    return 2 * x\n"
         "w = carbon.spawn_worker(slow_double, 21)\n"
@@ -150,7 +150,7 @@ static void test_host_main_tasklet_waits_for_worker(void **state)
         "    for i in range(n): ch.send(i)\n"
         "w = carbon.spawn_worker(pinger, 50)\n"
         "assert [ch.receive() for _ in range(50)] == list(range(50))\n"
-        "w.join()\n");
+        "w.join()\n", 5000);
 }
 
 /* stop() on a Python worker whose main tasklet and other tasklets are
@@ -158,7 +158,7 @@ static void test_host_main_tasklet_waits_for_worker(void **state)
 static void test_stop_python_worker(void **state)
 {
     (void)state;
-    RUN("import threading\n"
+    RUN_IN_TASKLET("import threading\n"
         "events = []\n"
         "never = scheduler.channel()\n"
         "def blocked(tag):\n"
@@ -178,7 +178,7 @@ static void test_stop_python_worker(void **state)
         "tags = sorted(t for t, _ in events)\n"
         "assert tags == ['child', 'main', 'sleeper'], events\n"
         "assert len({tid for _, tid in events}) == 1 and events[0][1] != threading.get_ident()\n"
-        "assert never.balance == 0\n");
+        "assert never.balance == 0\n", 5000);
 }
 
 int main(void)
@@ -187,7 +187,7 @@ int main(void)
         cmocka_unit_test_teardown(test_c_worker_serves_host, cleanup_host),
         cmocka_unit_test_teardown(test_idle_worker_cpu, cleanup_host),
         cmocka_unit_test_teardown(test_100k_messages_3_workers, cleanup_host),
-        cmocka_unit_test_teardown(test_host_main_tasklet_waits_for_worker, cleanup_host),
+        cmocka_unit_test_teardown(test_host_tasklet_waits_for_worker, cleanup_host),
         cmocka_unit_test_teardown(test_stop_python_worker, cleanup_host),
     };
 

@@ -26,3 +26,6 @@ def timeout(seconds):
     tasklet if the block has not ended in time (None: no limit). Returns the
     carbon.Timeout; its ``expired`` says whether it fired in the block."""
     return Timeout(seconds)
+
+from carbon._host import HostQueue, queue  # noqa: F401,E402
+from carbon._host import _configure_host, _deliver_post  # noqa: F401,E402

@@ -137,7 +137,13 @@ class Workers(unittest.TestCase):
 
         old, sys.stderr = sys.stderr, io.StringIO()
         try:
-            self.assertIsNone(carbon.spawn_worker(broken).join())
+            w = carbon.spawn_worker(broken)
+            # join() re-raises what the function raised (each time).
+            with self.assertRaises(KeyError) as cm:
+                w.join()
+            self.assertEqual(cm.exception.args, ("child",))
+            with self.assertRaises(KeyError):
+                w.join()
             self.assertEqual(carbon.spawn_worker(fine_then_bad_tasklet).join(), "ok")
             text = sys.stderr.getvalue()
         finally:
