@@ -40,6 +40,7 @@ typedef struct post_item {
     struct post_item *next;
     char *name;
     int nvals;
+    int tuple; /* "(...)": a tuple even with one value */
     post_val vals[POST_MAX_CODES];
 } post_item;
 
@@ -140,8 +141,16 @@ int carbon_post(const char *name, const char *format, ...)
         free(it);
         return cb_embed_fail(CARBON_ENOMEM, "carbon_post: out of memory");
     }
+    /* "(...)" around the whole format: a tuple even with one value. */
+    size_t flen = strlen(format);
+    const char *end = format + flen;
+    if (flen >= 2 && format[0] == '(' && format[flen - 1] == ')') {
+        it->tuple = 1;
+        format++;
+        end--;
+    }
     va_start(ap, format);
-    for (const char *f = format; *f; f++) {
+    for (const char *f = format; f < end; f++) {
         post_val *pv;
         if (*f == ' ')
             continue;
@@ -261,9 +270,9 @@ static PyObject *build_item(const post_item *it)
 {
     PyObject *tuple;
 
-    if (it->nvals == 0)
+    if (it->nvals == 0 && !it->tuple)
         Py_RETURN_NONE;
-    if (it->nvals == 1)
+    if (it->nvals == 1 && !it->tuple)
         return build_val(&it->vals[0]);
     tuple = PyTuple_New(it->nvals);
     if (!tuple)
@@ -364,7 +373,13 @@ PyObject *cb_embed_queue_put(PyObject *mod, PyObject *args)
             return NULL;
         Py_RETURN_NONE;
     }
-    return PyObject_CallMethod(buffer, "append", "O", value);
+    PyObject *name = PyUnicode_FromString("append"), *r;
+
+    if (!name)
+        return NULL;
+    r = PyObject_CallMethodOneArg(buffer, name, value); /* a tuple is one value */
+    Py_DECREF(name);
+    return r;
 }
 
 /* _carbon._queue_receive(buffer, channel): the oldest buffered value, else

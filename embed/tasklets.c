@@ -74,11 +74,11 @@ static const char *state_of(cb_tasklet *t)
 {
     if (t->mgr && t == t->mgr->current)
         return "running";
-    if (t->paused)
-        return "paused";
+    if (t->chan)
+        return "blocked";
     if (t->node.next && !t->is_main)
         return "runnable";
-    return "blocked";
+    return "waiting";
 }
 
 static char *dup_py(PyObject *s)

@@ -260,7 +260,9 @@ int carbon_worker_join_ex(carbon_worker *w, int64_t timeout_ns, carbon_worker_re
 typedef struct carbon_tasklet_info {
     char *label;        /* tasklet.name if it has one, else the callable's qualified name;
                            "main" for a thread's main tasklet */
-    const char *state;  /* "running", "runnable", "blocked", "paused" (static text) */
+    const char *state;  /* static text: "running" (its thread's current tasklet), "runnable",
+                           "blocked" (on a channel), "waiting" (sleep, frames, join, removed
+                           from the queue, a main tasklet not running) */
     uint64_t thread_id; /* threading.get_ident() of its thread */
     int is_main;
     int is_host_thread; /* 1 for the thread that called carbon_init */

@@ -176,6 +176,11 @@ def tasklet_label(t):
     if t.is_main:
         return "main"
     qual = t.method_name
+    frame = t.frame  # the outermost frame is the callable's: its qualified name
+    while frame is not None and frame.f_back is not None:
+        frame = frame.f_back
+    if frame is not None:
+        qual = getattr(frame.f_code, "co_qualname", qual)
     module = t.module_name
     if qual and module and module != "unknown_module":
         return "%s.%s" % (module, qual)
