@@ -430,6 +430,14 @@ static void test_print_goes_to_log(void **state)
     assert_true(log_find("lines", CARBON_LOG_INFO) >= 0);
     assert_true(log_find("partial line", CARBON_LOG_INFO) >= 0);
     assert_true(log_find("to stderr", CARBON_LOG_WARNING) >= 0);
+    /* Errors Python cannot raise (here a failing schedule callback) go to
+     * the log, not to stderr. */
+    RUN("def bad_cb(prev, nxt): raise KeyError('in the callback')\n"
+        "scheduler.set_schedule_callback(bad_cb)\n"
+        "scheduler.tasklet(lambda: None)()\n"
+        "scheduler.run()\n"
+        "scheduler.set_schedule_callback(None)\n");
+    assert_true(log_find("KeyError: 'in the callback'", CARBON_LOG_ERROR) >= 0);
     /* From a worker thread too. */
     RUN("def printer(): print('from a worker')\n");
     carbon_worker *w = NULL;

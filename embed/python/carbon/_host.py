@@ -107,8 +107,24 @@ class _LogWriter(io.TextIOBase):
             self._partial = []
 
 
+def _unraisable_to_log(info):
+    """sys.unraisablehook of a carbon_init host: errors Python cannot raise
+    (a failing schedule or channel callback, a finally that raised while a
+    tasklet was killed at teardown, a __del__) go to the log callback."""
+    import traceback
+    try:
+        lines = traceback.format_exception(info.exc_type, info.exc_value, info.exc_traceback)
+        what = info.err_msg or "Exception ignored in"
+        if info.object is not None:
+            what = "%s: %r" % (what, info.object)
+        _carbon._log(_carbon.LOG_ERROR, "%s\n%s" % (what, "".join(lines).rstrip("\n")))
+    except BaseException:  # never raise from the hook
+        sys.__unraisablehook__(info)
+
+
 def _configure_host(switch_interval, print_to_log):
     sys.setswitchinterval(switch_interval)
+    sys.unraisablehook = _unraisable_to_log
     if print_to_log:
         sys.stdout = _LogWriter(_carbon.LOG_INFO, "<carbon log: stdout>")
         sys.stderr = _LogWriter(_carbon.LOG_WARNING, "<carbon log: stderr>")
