@@ -483,7 +483,7 @@ static int host_call_end(int rc)
         main->block_trap = saved_block_trap ? 1 : 0;
     if (rc == CARBON_EPYTHON && strstr(carbon_last_error(), "block_trap") &&
         !strstr(carbon_last_error(), "a host call never waits") && g.host_call) {
-        char buf[LAST_ERROR_SIZE];
+        static char buf[2 * LAST_ERROR_SIZE]; /* host thread only; set_last_error keeps the end */
         snprintf(buf, sizeof buf,
                  "%s\n%s: the script blocked in the host's main tasklet, which never waits (the host "
                  "would hang): at a script's top level, do not wait on channels, carbon.sleep, "

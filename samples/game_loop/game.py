@@ -106,9 +106,20 @@ def start(n_entities=200):
 
 
 def finish():
-    """Stops the worker (it returns how many paths it served) and prints totals."""
+    """Stops the worker (it returns how many paths it served) and prints
+    totals, in a tasklet: a host call never waits (the host ticks until
+    finished() is true)."""
+    scheduler.tasklet(_finish)()
+
+
+def finished():
+    return state.get("finished", False)
+
+
+def _finish():
     requests.send(None)  # queued: the worker takes it when it is free
     served = worker.join()
+    state["finished"] = True
     print("game: %d entities, %d events, %d moves, %d paths served by the worker "
           "(%d cells), frame %d" % (len(entities), state["events"], state["moves"],
                                     served, state["path_cells"], carbon.frame()))

@@ -155,8 +155,23 @@ int main(int argc, char **argv)
            (unsigned long long)st.sleeping, (unsigned long long)st.waiting_frames,
            (unsigned long long)st.blocked);
 
+    /* game.finish() starts a tasklet that joins the worker: tick until it is
+     * done (at most 10 s). */
     if ((rc = carbon_call("game", "finish")) != CARBON_OK)
         fprintf(stderr, "game.finish: %s\n", carbon_last_error());
+    for (int i = 0; rc == CARBON_OK && i < 600; i++) {
+        char *done = NULL;
+        struct timespec pause = {0, 16666667};
+        carbon_tick((int64_t)(budget_ms * 1e6), NULL);
+        if ((rc = carbon_call_fmt("game", "finished", &done, NULL)) != CARBON_OK)
+            fprintf(stderr, "game.finished: %s\n", carbon_last_error());
+        if (done && strcmp(done, "True") == 0) {
+            carbon_free(done);
+            break;
+        }
+        carbon_free(done);
+        nanosleep(&pause, NULL);
+    }
 
     printf("\nper-frame statistics over %d frames (%llu late, %llu game errors)\n", frames, late, errors);
     printf("%-22s%10s%10s%10s%10s\n", "", "p50", "p99", "max", "mean");
