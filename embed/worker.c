@@ -246,6 +246,7 @@ static int worker_end(carbon_worker *w)
     if (!w->c_owned && !w->py_owned && !w->joining) {
         unlink_worker(w);
         Py_CLEAR(w->result);
+        Py_CLEAR(w->exc);
         return 1;
     }
     return 0;

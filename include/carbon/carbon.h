@@ -190,12 +190,12 @@ void carbon_free(void *p);
  * short mutex only. Any thread, any time between carbon_init and
  * carbon_shutdown, also from inside a carbon call. The value is built at the
  * next carbon_tick (which delivers, in posting order, before any tasklet runs)
- * from `format`, a subset of Py_BuildValue's: i I l k L K n (integers), d f
- * (float), p (bool), s z (UTF-8 string copied now; z: NULL gives None), y#
- * (bytes copied now; the length is a Py_ssize_t). One code: that value; more:
- * a tuple. A format without codes posts None. Errors: CARBON_EINVAL (bad name
- * or format), CARBON_ESTATE, CARBON_EFULL (65536 values already wait),
- * CARBON_ENOMEM. */
+ * from `format`, a flat subset of Py_BuildValue's: i I l k L K n (integers; n
+ * is a ptrdiff_t), d f (float), p (bool), s z (UTF-8 string copied now; z:
+ * NULL gives None), y# (bytes copied now; the length is a ptrdiff_t). One
+ * code: that value; more: a tuple; "(...)": always a tuple; "" posts None.
+ * Errors: CARBON_EINVAL (bad name or format), CARBON_ESTATE, CARBON_EFULL
+ * (65536 values already wait), CARBON_ENOMEM. */
 int carbon_post(const char *name, const char *format, ...);
 /* The same with an object (the caller holds the GIL; a new reference is
  * taken). */
