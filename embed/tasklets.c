@@ -111,9 +111,11 @@ void carbon_tasklets_free(carbon_tasklet_info *list, size_t count)
 int carbon_list_tasklets(carbon_tasklet_info **out, size_t *count)
 {
     carbon_tasklet_info *v;
+    cb_tasklet **ts;
     size_t n = 0, i = 0;
     long long now = cb_monotonic_ns();
-    int rc;
+    cb_manager *host;
+    int rc = CARBON_OK;
 
     if (out)
         *out = NULL;
@@ -123,39 +125,53 @@ int carbon_list_tasklets(carbon_tasklet_info **out, size_t *count)
         return cb_embed_fail(CARBON_EINVAL, "carbon_list_tasklets: out and count must not be NULL");
     if ((rc = cb_embed_host_enter("carbon_list_tasklets")) != CARBON_OK)
         return rc;
-    /* Nothing below releases the GIL or runs game code, so the lists of
-     * managers and tasklets stay as they are while we walk them. */
+    host = cb_manager_peek();
+    /* First the snapshot, with no Python code run (so no other thread can
+     * take the GIL and change the lists while we walk them): the tasklets
+     * (referenced), their thread and state. Labels and stacks run Python
+     * code (traceback), so they come after. */
     for (cb_manager *m = cb_g.all_managers; m; m = m->all_next)
         for (cb_tasklet *t = m->all; t; t = t->mgr_next)
             if (t->is_main || t->alive)
                 n++;
     v = calloc(n ? n : 1, sizeof *v);
-    if (!v)
+    ts = calloc(n ? n : 1, sizeof *ts);
+    if (!v || !ts) {
+        free(v);
+        free(ts);
         return cb_embed_host_leave(cb_embed_fail(CARBON_ENOMEM, "carbon_list_tasklets: out of memory"));
+    }
     for (cb_manager *m = cb_g.all_managers; m; m = m->all_next) {
-        cb_manager *host = cb_embed_is_host_thread() ? cb_manager_peek() : NULL;
         for (cb_tasklet *t = m->all; t && i < n; t = t->mgr_next) {
-            PyObject *label;
             if (!t->is_main && !t->alive)
                 continue;
-            label = cb_embed_tasklet_label(t);
-            v[i].label = dup_py(label);
-            Py_XDECREF(label);
+            ts[i] = (cb_tasklet *)Py_NewRef((PyObject *)t);
             v[i].state = state_of(t);
             v[i].thread_id = (uint64_t)m->thread_id;
             v[i].is_main = t->is_main;
             v[i].is_host_thread = m == host;
             v[i].time_ns = cb_embed_tasklet_time_hook ? cb_embed_tasklet_time_hook(t) : -1;
             v[i].age_ns = t->started && t->start_time ? now - t->start_time : -1;
-            v[i].stack = dup_pymem(cb_embed_tasklet_stack(t));
-            if (!v[i].label || !v[i].stack) {
-                carbon_tasklets_free(v, i + 1);
-                return cb_embed_host_leave(cb_embed_fail(CARBON_ENOMEM, "carbon_list_tasklets: out of memory"));
-            }
             i++;
         }
     }
+    n = i;
+    for (i = 0; i < n; i++) {
+        PyObject *label = cb_embed_tasklet_label(ts[i]);
+        v[i].label = dup_py(label);
+        Py_XDECREF(label);
+        v[i].stack = dup_pymem(cb_embed_tasklet_stack(ts[i]));
+        if (!v[i].label || !v[i].stack)
+            rc = CARBON_ENOMEM;
+    }
+    for (i = 0; i < n; i++)
+        Py_DECREF(ts[i]);
+    free(ts);
+    if (rc != CARBON_OK) {
+        carbon_tasklets_free(v, n);
+        return cb_embed_host_leave(cb_embed_fail(CARBON_ENOMEM, "carbon_list_tasklets: out of memory"));
+    }
     *out = v;
-    *count = i;
+    *count = n;
     return cb_embed_host_leave(CARBON_OK);
 }
