@@ -16,8 +16,9 @@
  *   - it returns CARBON_OK (0) or a negative CARBON_E* code, never aborts the
  *     host, and never lets a Python exception escape; carbon_last_error()
  *     then says what failed (per thread);
- *   - except carbon_config_init, carbon_strerror and carbon_last_error, it
- *     must be called from the thread that called carbon_init (the host
+ *   - except carbon_config_init, carbon_strerror, carbon_last_error,
+ *     carbon_free, carbon_post and carbon_post_object (any thread, never
+ *     blocking), it must be called from the thread that called carbon_init (the host
  *     thread), and not from inside another carbon call on that thread (e.g.
  *     from the error callback): else CARBON_ETHREAD / CARBON_EBUSY;
  *   - between calls the host thread does not hold the Python GIL, so worker
