@@ -499,7 +499,8 @@ static void test_switch_interval_next_to_cpu_worker(void **state)
                   def.mean_ms, def.max_ms, def.over, old.mean_ms, old.max_ms, old.over);
     /* Generous: the machine is shared. The numbers are in docs/embedding.md. */
     assert_true(def.mean_ms < 6.0 * (double)time_scale());
-    assert_true(def.mean_ms < old.mean_ms);
+    if (time_scale() < 50) /* valgrind serialises threads: no ratio there */
+        assert_true(def.mean_ms < old.mean_ms);
 }
 
 /* ---- listing every tasklet ----------------------------------------------------------------------- */
