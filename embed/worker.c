@@ -127,20 +127,22 @@ static void free_worker(carbon_worker *w, int python)
     free(w);
 }
 
-/* The exception line of a traceback (its last non-empty line). */
-static const char *last_line(const char *tb)
+/* The exception line of a traceback (its last non-empty line): start and length. */
+static int last_line(const char *tb, const char **start)
 {
-    const char *end, *start;
+    const char *end;
 
-    if (!tb || !*tb)
-        return "(no traceback)";
+    if (!tb || !*tb) {
+        *start = "(no traceback)";
+        return (int)strlen(*start);
+    }
     end = tb + strlen(tb);
     while (end > tb && end[-1] == '\n')
         end--;
-    start = end;
-    while (start > tb && start[-1] != '\n')
-        start--;
-    return start;
+    *start = end;
+    while (*start > tb && (*start)[-1] != '\n')
+        (*start)--;
+    return (int)(end - *start);
 }
 
 /* The function raised: keep what join needs, then report it. */
@@ -162,8 +164,12 @@ static void record_failure(carbon_worker *w)
     PyMem_Free(tb);
     free(w->traceback);
     w->traceback = copy;
-    cb_embed_log(CARBON_LOG_ERROR, "worker %s: its function raised %s (traceback: error callback, "
-                 "carbon_worker_join_ex, Worker.join())", w->name, last_line(copy));
+    {
+        const char *line;
+        int len = last_line(copy, &line);
+        cb_embed_log(CARBON_LOG_ERROR, "worker %s: its function raised %.*s (traceback: error callback, "
+                     "carbon_worker_join_ex, Worker.join())", w->name, len, line);
+    }
     if (w->py_owned)
         w->exc = Py_NewRef(exc);
     cb_err_restore(exc);

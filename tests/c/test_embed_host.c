@@ -331,6 +331,15 @@ static void test_host_call_never_blocks(void **state)
     assert_int_equal(carbon_run_string("slow_ch.receive()"), CARBON_EPYTHON);
     assert_non_null(strstr(carbon_last_error(), "block_trap"));
     assert_non_null(strstr(carbon_last_error(), "carbon_run_string: the script blocked in the host's main tasklet"));
+    /* The issue's case: a send to a receiver that sleeps used to block the
+     * host for the whole sleep. */
+    RUN("events = scheduler.channel()\n"
+        "def late_rx(): carbon.sleep(0.5); events.receive()\n"
+        "late_t = scheduler.tasklet(late_rx)()\n");
+    assert_int_equal(carbon_tick(1000000, NULL), CARBON_OK);
+    assert_int_equal(carbon_run_string("events.send(('click', 6))"), CARBON_EPYTHON);
+    assert_non_null(strstr(carbon_last_error(), "block_trap"));
+    RUN("late_t.kill()");
     assert_int_equal(carbon_run_string("carbon.sleep(0.01)"), CARBON_EPYTHON);
     assert_non_null(strstr(carbon_last_error(), "cannot sleep in the host's main tasklet during carbon_run_string"));
     assert_int_equal(carbon_run_string("carbon.wait_frames(1)"), CARBON_EPYTHON);
