@@ -2,6 +2,7 @@
 carbon_post feeds; delivery is simulated with the function a tick calls),
 Worker.join() re-raising, scheduler.format_tasklet_stacks(all_threads=True),
 the shutdown retry rule's numbers."""
+import sys
 import threading
 import traceback
 import unittest
@@ -102,6 +103,32 @@ class Stacks(unittest.TestCase):
         self.assertTrue(scheduler.tasklet_label(scheduler.getmain()))
         t.kill()
         u.kill()
+
+
+class RetryRule(unittest.TestCase):
+    """The `carbon` command's exit ends the main thread's tasklets by the rule
+    of docs/embedding.md: a tasklet swallowing TaskletExit is hit 3 times."""
+
+    SCRIPT = (
+        "import os, carbon, scheduler\n"
+        "def sw():\n"
+        "    while True:\n"
+        "        try: carbon.sleep(100)\n"
+        "        except scheduler.TaskletExit: os.write(1, b'hit\\n')\n"
+        "def fin():\n"
+        "    try: carbon.sleep(100)\n"
+        "    finally: carbon.sleep(0.02); carbon.wait_frames(1); os.write(1, b'finally done\\n')\n"
+        "scheduler.tasklet(sw)().run()\n"
+        "scheduler.tasklet(fin)().run()\n")
+
+    def test_three_hits_and_grace(self):
+        import subprocess
+        out = subprocess.run([sys.executable, "-c", self.SCRIPT], capture_output=True, text=True, timeout=60)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertEqual(out.stdout.count("hit\n"), 3, out.stdout)
+        self.assertEqual(out.stdout.count("finally done\n"), 1, out.stdout)
+        self.assertIn("TaskletExit again (2 of 2)", out.stderr)
+        self.assertIn("sw left alive at shutdown: it survived TaskletExit 3 times", out.stderr)
 
 
 class WorkerErrors(unittest.TestCase):
