@@ -469,7 +469,7 @@ static void host_call_begin(const char *fn)
     cb_tasklet *main = host_main();
 
     g.host_call = fn;
-    if (main) {
+    if (main && !g.cfg.allow_blocking_host_calls) {
         saved_block_trap = main->block_trap;
         main->block_trap = 1;
     }
@@ -479,7 +479,7 @@ static int host_call_end(int rc)
 {
     cb_tasklet *main = host_main();
 
-    if (main)
+    if (main && !g.cfg.allow_blocking_host_calls)
         main->block_trap = saved_block_trap ? 1 : 0;
     if (rc == CARBON_EPYTHON && strstr(carbon_last_error(), "block_trap") &&
         !strstr(carbon_last_error(), "a host call never waits") && g.host_call) {

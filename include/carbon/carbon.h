@@ -123,6 +123,10 @@ typedef struct carbon_config {
                                         (0: default 250 ms; negative: none) */
     int64_t shutdown_timeout_ns;     /* carbon_shutdown: how long to wait for workers to
                                         end (0: default 5 s; negative: forever) */
+    int allow_blocking_host_calls;   /* 1: the host's main tasklet may block in
+                                        carbon_run_file/run_string/call* (the host then
+                                        waits, running the thread's loop and tasklets);
+                                        0 (default): such a block is a RuntimeError */
     int print_to_log;                /* 1: sys.stdout and sys.stderr write lines to `log`
                                         (CARBON_LOG_INFO / CARBON_LOG_WARNING); needs `log` */
     carbon_log_fn log;               /* NULL: warnings and errors to stderr */

@@ -181,6 +181,10 @@ int main(int argc, char **argv)
     paths[1] = NULL;
     cfg.module_paths = paths;
     cfg.program_name = argv[0];
+    /* gameserver.start() and shutdown() wait in the host's main tasklet (for
+     * the database worker, for clients to take their bye): the host means to
+     * wait there (docs/embedding.md, allow_blocking_host_calls). */
+    cfg.allow_blocking_host_calls = 1;
     if ((rc = carbon_init(&cfg)) != CARBON_OK) {
         fprintf(stderr, "carbon_init: %s: %s\n", carbon_strerror(rc), carbon_last_error());
         return 1;
