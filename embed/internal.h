@@ -274,7 +274,7 @@ void cb_embed_post_deliver(void);
 void cb_embed_post_clear(void);
 /* Accept posts (carbon_init) or not. */
 void cb_embed_post_open(int open);
-/* _carbon._queue_put / _queue_receive (carbon.Queue's two halves). */
+/* _carbon._queue_put / _queue_receive (carbon.HostQueue's two halves). */
 PyObject *cb_embed_queue_put(PyObject *mod, PyObject *args);
 PyObject *cb_embed_queue_receive(PyObject *mod, PyObject *args);
 

@@ -266,8 +266,8 @@ static PyMethodDef module_methods[] = {
      "thread with its own scheduler and loop."},
     {"_atexit", mod_atexit, METH_NOARGS, "Stop workers and kill this thread's tasklets (atexit hook)."},
     {"_log", mod_log, METH_VARARGS, "_log(level, text): a line to the host's log callback."},
-    {"_queue_put", cb_embed_queue_put, METH_VARARGS, "carbon.Queue's non-blocking put (C: atomic under the GIL)."},
-    {"_queue_receive", cb_embed_queue_receive, METH_VARARGS, "carbon.Queue's receive (C: atomic under the GIL)."},
+    {"_queue_put", cb_embed_queue_put, METH_VARARGS, "carbon.HostQueue's non-blocking put (C: atomic under the GIL)."},
+    {"_queue_receive", cb_embed_queue_receive, METH_VARARGS, "carbon.HostQueue's receive (C: atomic under the GIL)."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -352,7 +352,7 @@ void cb_embed_post_clear(void)
                                          "after they were posted)", n);
 }
 
-/* ---- the two halves of a queue (called by carbon.Queue) ------------------------------------ */
+/* ---- the two halves of a queue (called by carbon.HostQueue) ------------------------------------ */
 
 /* _carbon._queue_put(buffer, channel, value): to a waiting receiver, else
  * into the buffer. Never blocks (the channel prefers its sender). */

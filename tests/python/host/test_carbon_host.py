@@ -14,7 +14,7 @@ import scheduler
 class Queues(unittest.TestCase):
     def test_same_object_per_name_and_checks(self):
         self.assertIs(carbon.queue("q-same"), carbon.queue("q-same"))
-        self.assertIsInstance(carbon.queue("q-same"), carbon.Queue)
+        self.assertIsInstance(carbon.queue("q-same"), carbon.HostQueue)
         self.assertIn("q-same", repr(carbon.queue("q-same")))
         with self.assertRaises(TypeError):
             carbon.queue(b"bytes")
