@@ -109,6 +109,7 @@ int carbon_config_init(carbon_config *cfg)
     cfg->nested = 1;
     cfg->worker_budget_ns = 10 * 1000 * 1000;
     cfg->frame_period_ns = 1000000000 / 60;
+    cfg->slice_ns = CB_EMBED_DEFAULT_SLICE_NS;
     return CARBON_OK;
 }
 
@@ -190,6 +191,8 @@ static int copy_config(const carbon_config *cfg)
         g.cfg.worker_budget_ns = 10 * 1000 * 1000;
     if (g.cfg.frame_period_ns <= 0)
         g.cfg.frame_period_ns = 1000000000 / 60;
+    if (g.cfg.slice_ns == 0)
+        g.cfg.slice_ns = CB_EMBED_DEFAULT_SLICE_NS;
     return CARBON_OK;
 nomem:
     free_config_copy();

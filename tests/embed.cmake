@@ -1,16 +1,28 @@
 # cmocka tests of the embedding API (embed/): one process each, since the
 # interpreter can be started once per process.
-foreach(name test_embed_api test_embed_tick test_embed_worker test_embed_shutdown test_embed_package test_embed_net)
+foreach(name test_embed_api test_embed_tick test_embed_worker test_embed_shutdown test_embed_package test_embed_net
+        test_embed_preempt)
     carbon_c_test(${name} carbon_embed)
     set_tests_properties(c.${name} PROPERTIES TIMEOUT 300)
 endforeach()
-set_tests_properties(c.test_embed_api c.test_embed_tick c.test_embed_worker c.test_embed_shutdown c.test_embed_package c.test_embed_net
+set_tests_properties(c.test_embed_api c.test_embed_tick c.test_embed_worker c.test_embed_shutdown c.test_embed_package c.test_embed_net c.test_embed_preempt
                      PROPERTIES ENVIRONMENT "PYTHONDONTWRITEBYTECODE=1;PYTHONFAULTHANDLER=1")
 if(CARBON_SANITIZE)
     # CPython is not instrumented and keeps some memory after finalization
     # (3.11 more than later versions); leaks are checked with valgrind instead
     # (docs/embedding.md).
-    set_tests_properties(c.test_embed_api c.test_embed_tick c.test_embed_worker c.test_embed_shutdown c.test_embed_package c.test_embed_net
+    set_tests_properties(c.test_embed_api c.test_embed_tick c.test_embed_worker c.test_embed_shutdown c.test_embed_package c.test_embed_net c.test_embed_preempt
                          PROPERTIES ENVIRONMENT
                          "PYTHONDONTWRITEBYTECODE=1;PYTHONFAULTHANDLER=1;ASAN_OPTIONS=detect_leaks=0:abort_on_error=1;UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1")
+endif()
+
+# samples/game_loop --runaway: an entity loops for ever from frame 30; the run
+# completes, ticks stay within budget + slice + 1 ms (the sample checks it and
+# exits 3 otherwise) and the hitch report names the entity.
+if(TARGET game_loop)
+    add_test(NAME sample.game_loop_runaway
+             COMMAND game_loop --frames 90 --entities 50 --budget-ms 2 --runaway)
+    set_tests_properties(sample.game_loop_runaway PROPERTIES TIMEOUT 120
+                         FAIL_REGULAR_EXPRESSION "game_loop --runaway: |carbon_shutdown: "
+                         PASS_REGULAR_EXPRESSION "hitch: tasklet 'runaway entity' ran [0-9.]+ ms \\(1 in a row\\), preempted; stack:\n  File \"[^\"]*game.py\", line [0-9]+, in runaway_entity")
 endif()

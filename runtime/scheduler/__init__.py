@@ -184,3 +184,15 @@ def format_tasklet_stacks(limit=None):
         else:
             lines.extend(traceback.format_stack(frame, limit))
     return "".join(lines)
+
+
+@contextlib.contextmanager
+def atomic():
+    """Within the block, the current tasklet is never preempted (Stackless's
+    ``stackless.atomic()``): ``set_atomic(True)``, restored on exit."""
+    current = _scheduler.getcurrent()
+    old = current.set_atomic(True)
+    try:
+        yield
+    finally:
+        current.set_atomic(old)
