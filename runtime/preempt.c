@@ -258,7 +258,8 @@ static void mark_report(cb_preempt *s, unsigned long long sw, long long now, int
  * reg.lock held.
  *
  * A tasklet is interrupted once it has run past the limit *and* its thread
- * used at least half of that in CPU time: a thread that was not running
+ * used CPU time for an eighth of it since the watchdog first saw the run
+ * (a Python thread sharing the GIL with a busy one gets about half): a thread that was not running
  * Python code (blocked in a C call, waiting for the GIL, or not scheduled by
  * the OS) is not the tasklet's doing; past the limit it is reported as
  * stuck instead. */
@@ -294,9 +295,8 @@ static long long watch(cb_preempt *s, long long now, int *stuck)
     if (start < s->armed_ns)
         start = s->armed_ns;
     if (start != s->base_start) {
-        /* First look at this run: CPU time is counted from here; before it,
-         * the tasklet is assumed to have run all the time, up to a period
-         * (the watchdog may have been kept waiting longer). */
+        /* First look at this run: CPU time is counted from here (nothing is
+         * assumed before it: the process may not have been scheduled). */
         s->base_start = start;
         s->base_wall = now;
         s->base_cpu = thread_cpu(s);
@@ -313,8 +313,7 @@ static long long watch(cb_preempt *s, long long now, int *stuck)
         if (now < expiry)
             return expiry < next ? expiry : next;
         cpu = s->base_cpu >= 0 ? thread_cpu(s) : -1;
-        used = s->base_wall - start < sample_period(s) ? s->base_wall - start : sample_period(s);
-        used = cpu >= 0 ? used + cpu - s->base_cpu : now - start;
+        used = cpu >= 0 ? cpu - s->base_cpu : now - start;
         if (used < s->limit_ns / 8 && !s->total) {
             /* Not running Python code. */
             long long idle = now - start - used;
