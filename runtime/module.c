@@ -485,6 +485,8 @@ static PyMethodDef module_methods[] = {
     {"set_guarded_stacks", mod_set_guarded_stacks, METH_O,
      "set_guarded_stacks(n): how many stacks get a guard page (process-wide)."},
     {"_atexit", mod_atexit, METH_NOARGS, "Kill the main thread's tasklets (atexit hook)."},
+    {"_interrupt", cb_preempt_py_interrupt, METH_O,
+     "_interrupt(thread_ident): raise TaskletExit in that thread's running code (tests)."},
     {"_stack_usage", mod_stack_usage, METH_NOARGS,
      "(C stack bytes, recursion units) used by the current tasklet (calibration)."},
     {NULL, NULL, 0, NULL},

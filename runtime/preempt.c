@@ -959,3 +959,59 @@ long long cb_preempt_tick_ns(cb_tasklet *t)
         v += cb_monotonic_ns() - m->slice_t0;
     return v;
 }
+
+/* ---- _scheduler._interrupt (tests; the runtime's shutdown uses the C call) --------------- */
+
+/* _interrupt(thread_ident): raises TaskletExit in the code running on that
+ * thread at its next Python instruction (cb_preempt_interrupt). The thread
+ * must have a schedule manager. Returns None; ValueError if none. */
+PyObject *cb_preempt_py_interrupt(PyObject *mod, PyObject *arg)
+{
+    unsigned long ident = PyLong_AsUnsignedLong(arg);
+    PyThreadState *ts;
+    cb_manager *m = NULL;
+
+    (void)mod;
+    if (ident == (unsigned long)-1 && PyErr_Occurred())
+        return NULL;
+    for (ts = PyInterpreterState_ThreadHead(PyThreadState_Get()->interp); ts; ts = PyThreadState_Next(ts)) {
+        if (ts->thread_id == ident && ts->dict) {
+            PyObject *o = PyDict_GetItemString(ts->dict, "SCHEDULE_MANAGER"); /* borrowed */
+            if (o && PyObject_TypeCheck(o, &cb_ManagerType))
+                m = (cb_manager *)o;
+            break;
+        }
+    }
+    if (!m) {
+        PyErr_Format(PyExc_ValueError, "thread %lu has no schedule manager", ident);
+        return NULL;
+    }
+    if (!m->preempt) {
+        /* Its slot is made by its own thread; do it here under the GIL. */
+        cb_preempt *s = PyMem_RawCalloc(1, sizeof *s);
+        unsigned long main_id = main_thread_ident();
+        if (!s)
+            return PyErr_NoMemory();
+        s->mgr = m;
+        s->ts = m->tstate;
+        s->main_thread = main_id != 0 && main_id == ident;
+        s->base_start = -1;
+        pthread_mutex_lock(&reg.lock);
+        if (ensure_started() < 0) {
+            pthread_mutex_unlock(&reg.lock);
+            PyMem_RawFree(s);
+            PyErr_SetString(PyExc_RuntimeError, "cannot start the preemption watchdog thread");
+            return NULL;
+        }
+        s->id = ++reg.next_id;
+        s->next = reg.slots;
+        reg.slots = s;
+        pthread_mutex_unlock(&reg.lock);
+        m->preempt = s;
+    }
+    if (cb_preempt_interrupt(m, cb_TaskletExit) < 0) {
+        PyErr_SetString(PyExc_RuntimeError, "cannot start the preemption watchdog thread");
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}

@@ -64,6 +64,9 @@ long long cb_preempt_stuck_ns(cb_manager *m);
  * worker busy in a CPU loop. 0, or -1 if the watchdog cannot start. */
 int cb_preempt_interrupt(cb_manager *m, PyObject *exc_type);
 
+/* _scheduler._interrupt(thread_ident): the same from Python (tests). */
+PyObject *cb_preempt_py_interrupt(PyObject *mod, PyObject *arg);
+
 /* Called by the watchdog, holding the GIL, when an armed thread has been
  * stuck outside Python code past its limit (after the limit, then every
  * second): `cur` is that thread's current tasklet (borrowed), `ns` how long

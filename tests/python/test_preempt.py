@@ -222,6 +222,37 @@ class RunTimeout(Base):
         self.assertEqual(out, [(True, "worker spin", True), True])
 
 
+class Interrupt(Base):
+    """The runtime's interruption of a thread (carbon_shutdown uses it for a
+    worker busy in a CPU loop): TaskletExit in its running code, main tasklet
+    included."""
+
+    def test_cpu_bound_thread_main_tasklet(self):
+        out = []
+        started = threading.Event()
+
+        def worker():
+            scheduler.getcurrent()  # gives the thread its manager
+            started.set()
+            try:
+                while True:
+                    pass
+            except scheduler.TaskletExit:
+                out.append("TaskletExit")
+
+        th = threading.Thread(target=worker)
+        th.start()
+        started.wait(10)
+        scheduler._interrupt(th.ident)
+        th.join(30)
+        self.assertFalse(th.is_alive())
+        self.assertEqual(out, ["TaskletExit"])
+
+    def test_unknown_thread(self):
+        with self.assertRaises(ValueError):
+            scheduler._interrupt(1)
+
+
 class Atomic(Base):
     def test_set_atomic_returns_old(self):
         cur = scheduler.getcurrent()
