@@ -425,9 +425,9 @@ static void watchdog_gil_round(void)
 #endif
     for (cb_preempt *s = reg.slots; s; s = s->next) {
         unsigned long long sw = __atomic_load_n(&s->mgr->switches, __ATOMIC_RELAXED);
+#ifdef CB_PY311
         int asked = (s->requested && sw == s->req_sw) || s->raise_type;
 
-#ifdef CB_PY311
         if (asked && !s->main_thread && !s->hook_installed && s->ts->c_tracefunc != preempt_trace) {
             pthread_mutex_unlock(&reg.lock);
             if (install_hook(s, s->ts) < 0)
