@@ -17,12 +17,13 @@ if(CARBON_SANITIZE)
 endif()
 
 # samples/game_loop --runaway: an entity loops for ever from frame 30; the run
-# completes, ticks stay within budget + slice + 1 ms (the sample checks it and
-# exits 3 otherwise) and the hitch report names the entity.
+# completes, ticks stay within budget + slice + 1 ms (widened by the OS's
+# scheduling delay measured in the same run; the sample checks it and exits 3
+# otherwise) and the hitch report names the entity. Run alone: it measures time.
 if(TARGET game_loop)
     add_test(NAME sample.game_loop_runaway
              COMMAND game_loop --frames 90 --entities 50 --budget-ms 2 --runaway)
-    set_tests_properties(sample.game_loop_runaway PROPERTIES TIMEOUT 120
+    set_tests_properties(sample.game_loop_runaway PROPERTIES TIMEOUT 120 RUN_SERIAL TRUE
                          FAIL_REGULAR_EXPRESSION "game_loop --runaway: |carbon_shutdown: "
                          PASS_REGULAR_EXPRESSION "hitch: tasklet 'runaway entity' ran [0-9.]+ ms \\(1 in a row\\), preempted; stack:\n  File \"[^\"]*game.py\", line [0-9]+, in runaway_entity")
 endif()
