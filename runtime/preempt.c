@@ -524,8 +524,10 @@ static int ensure_started(void)
     pthread_attr_t attr;
     int rc;
 
-    if (reg.started)
-        return reg.stopping ? -1 : 0;
+    /* Stopped (the interpreter is exiting): slots still work, nothing is
+     * preempted any more. */
+    if (reg.started || reg.stopping)
+        return 0;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_destroy(&reg.cond);
