@@ -599,24 +599,20 @@ static unsigned long main_thread_ident(void)
     return reg.main_ident;
 }
 
-/* The manager's slot, created on first use (GIL, m's thread). */
-static cb_preempt *slot_of(cb_manager *m)
+/* A new slot for m (GIL held, any thread). */
+static cb_preempt *slot_make(cb_manager *m)
 {
-    cb_preempt *s;
-    unsigned long main_id;
+    unsigned long main_id = main_thread_ident();
+    cb_preempt *s = PyMem_RawCalloc(1, sizeof *s);
 
-    if (m->preempt)
-        return m->preempt;
-    main_id = main_thread_ident();
-    s = PyMem_RawCalloc(1, sizeof *s);
     if (!s) {
         PyErr_NoMemory();
         return NULL;
     }
     s->mgr = m;
     s->ts = m->tstate;
-    s->main_thread = main_id != 0 && main_id == PyThread_get_thread_ident();
-    s->has_cpu_clock = pthread_getcpuclockid(pthread_self(), &s->cpu_clock) == 0;
+    s->main_thread = main_id != 0 && main_id == (unsigned long)m->thread_id;
+    s->base_start = -1;
     pthread_mutex_lock(&reg.lock);
     if (ensure_started() < 0) {
         pthread_mutex_unlock(&reg.lock);
@@ -629,6 +625,16 @@ static cb_preempt *slot_of(cb_manager *m)
     reg.slots = s;
     pthread_mutex_unlock(&reg.lock);
     m->preempt = s;
+    return s;
+}
+
+/* The manager's slot, created on first use (GIL, m's thread). */
+static cb_preempt *slot_of(cb_manager *m)
+{
+    cb_preempt *s = m->preempt ? m->preempt : slot_make(m);
+
+    if (s && !s->has_cpu_clock) /* only the thread itself can name its CPU clock */
+        s->has_cpu_clock = pthread_getcpuclockid(pthread_self(), &s->cpu_clock) == 0;
     return s;
 }
 
@@ -768,10 +774,10 @@ int cb_preempt_interrupt(cb_manager *m, PyObject *exc_type)
     cb_preempt *s = m->preempt;
     int rc = 0;
 
-    /* The slot exists once the thread ran a budgeted loop (embed) or armed;
-     * create it here when called on the thread itself with the GIL. */
-    if (!s && cb_tstate_unchecked() == m->tstate && PyGILState_Check()) {
-        s = slot_of(m);
+    /* The slot exists once the thread armed (a tick, a worker turn,
+     * run(timeout)); else it is made here, which needs the GIL. */
+    if (!s && PyGILState_Check()) {
+        s = slot_make(m);
         if (!s) {
             PyErr_Clear();
             return -1;
@@ -780,7 +786,7 @@ int cb_preempt_interrupt(cb_manager *m, PyObject *exc_type)
     if (!s)
         return -1;
     pthread_mutex_lock(&reg.lock);
-    if (ensure_started() < 0) {
+    if (ensure_started() < 0 || reg.stopping) {
         rc = -1;
     } else {
         s->raise_type = exc_type;
@@ -987,29 +993,6 @@ PyObject *cb_preempt_py_interrupt(PyObject *mod, PyObject *arg)
     if (!m) {
         PyErr_Format(PyExc_ValueError, "thread %lu has no schedule manager", ident);
         return NULL;
-    }
-    if (!m->preempt) {
-        /* Its slot is made by its own thread; do it here under the GIL. */
-        cb_preempt *s = PyMem_RawCalloc(1, sizeof *s);
-        unsigned long main_id = main_thread_ident();
-        if (!s)
-            return PyErr_NoMemory();
-        s->mgr = m;
-        s->ts = m->tstate;
-        s->main_thread = main_id != 0 && main_id == ident;
-        s->base_start = -1;
-        pthread_mutex_lock(&reg.lock);
-        if (ensure_started() < 0) {
-            pthread_mutex_unlock(&reg.lock);
-            PyMem_RawFree(s);
-            PyErr_SetString(PyExc_RuntimeError, "cannot start the preemption watchdog thread");
-            return NULL;
-        }
-        s->id = ++reg.next_id;
-        s->next = reg.slots;
-        reg.slots = s;
-        pthread_mutex_unlock(&reg.lock);
-        m->preempt = s;
     }
     if (cb_preempt_interrupt(m, cb_TaskletExit) < 0) {
         PyErr_SetString(PyExc_RuntimeError, "cannot start the preemption watchdog thread");

@@ -58,10 +58,12 @@ long long cb_preempt_stuck_ns(cb_manager *m);
 
 /* Raises `exc_type` (a static exception class, e.g. TaskletExit) in the code
  * running on m's thread at its next Python instruction, whatever tasklet runs
- * (the main one too), even if not armed. Callable from any thread, with or
- * without the GIL; m must stay alive until its thread has seen it (the
- * request is dropped if the manager dies first). For carbon_shutdown: a
- * worker busy in a CPU loop. 0, or -1 if the watchdog cannot start. */
+ * (the main one too), even if not armed. Callable from any thread: with the
+ * GIL held always; without it only once m's thread has armed (it has a
+ * slot: every thread that ran a tick or a worker turn has). m must stay alive
+ * until its thread has seen it (the request is dropped if the manager dies
+ * first). For carbon_shutdown: a worker busy in a CPU loop. 0, or -1 (no
+ * slot and no GIL, or the watchdog cannot start or was stopped). */
 int cb_preempt_interrupt(cb_manager *m, PyObject *exc_type);
 
 /* _scheduler._interrupt(thread_ident): the same from Python (tests). */
