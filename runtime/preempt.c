@@ -86,6 +86,7 @@ typedef struct cb_preempt {
     long long base_start, base_wall, base_cpu; /* CPU time at the first look at a run */
     clockid_t cpu_clock;           /* the thread's CPU-time clock */
     int has_cpu_clock;
+    pid_t tid;                     /* the thread's kernel id, 0 if unknown */
     int atomic_deferred;           /* the hook found the tasklet atomic */
     int soft_fired;
     long long stuck_ns;            /* longest stuck-outside-Python time seen */
@@ -244,6 +245,28 @@ static long long thread_cpu(cb_preempt *s)
     return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
+/* Whether the kernel has the slot's thread blocked (sleeping in a system
+ * call: a C call, time.sleep, I/O, the GIL) rather than runnable and merely
+ * not scheduled (a loaded machine): only the first is "stuck in C". */
+static int thread_blocked(cb_preempt *s)
+{
+    char path[64], buf[256], *p;
+    FILE *f;
+    size_t n;
+
+    if (!s->tid)
+        return 1;
+    snprintf(path, sizeof path, "/proc/self/task/%d/stat", (int)s->tid);
+    f = fopen(path, "r");
+    if (!f)
+        return 1;
+    n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    p = strrchr(buf, ')'); /* "tid (comm) S ..." */
+    return !(p && p[1] == ' ' && p[2] == 'R');
+}
+
 static void mark_report(cb_preempt *s, unsigned long long sw, long long now, int *stuck)
 {
     if (reg.stuck_fn && (s->stuck_reported_ns == 0 || now - s->stuck_reported_ns >= STUCK_REPEAT_NS)) {
@@ -317,7 +340,7 @@ static long long watch(cb_preempt *s, long long now, int *stuck)
         if (used < s->limit_ns / 8 && !s->total) {
             /* Not running Python code. */
             long long idle = now - start - used;
-            if (now - expiry >= STUCK_AFTER_NS) {
+            if (now - expiry >= STUCK_AFTER_NS && thread_blocked(s)) {
                 if (idle > s->stuck_ns)
                     s->stuck_ns = idle;
                 mark_report(s, sw, now, stuck);
@@ -633,8 +656,10 @@ static cb_preempt *slot_of(cb_manager *m)
 {
     cb_preempt *s = m->preempt ? m->preempt : slot_make(m);
 
-    if (s && !s->has_cpu_clock) /* only the thread itself can name its CPU clock */
+    if (s && !s->has_cpu_clock) { /* only the thread itself can name these */
         s->has_cpu_clock = pthread_getcpuclockid(pthread_self(), &s->cpu_clock) == 0;
+        s->tid = (pid_t)syscall(SYS_gettid);
+    }
     return s;
 }
 

