@@ -47,12 +47,12 @@ void cb_eval_breaker_set(PyInterpreterState *interp);
 
 #ifdef CB_PY313
 /* Exported, declared in the internal headers only (pycore_ceval.h). */
-PyAPI_FUNC(int) _PyEval_AddPendingCall(PyInterpreterState *interp, int (*func)(void *), void *arg,
-                                       int flags);
+extern int _PyEval_AddPendingCall(PyInterpreterState *interp, int (*func)(void *), void *arg,
+                                  int flags);
 #define CB_CALLS_TO_DO_BIT ((uintptr_t)1 << 2) /* _PY_CALLS_TO_DO_BIT */
 #elif defined(CB_PY312)
-PyAPI_FUNC(int) _PyEval_AddPendingCall(PyInterpreterState *interp, int (*func)(void *), void *arg,
-                                       int mainthreadonly);
+extern int _PyEval_AddPendingCall(PyInterpreterState *interp, int (*func)(void *), void *arg,
+                                  int mainthreadonly);
 #endif
 
 #define LABEL_MAX 128
