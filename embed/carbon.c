@@ -116,6 +116,7 @@ int carbon_config_init(carbon_config *cfg)
     cfg->switch_interval_ns = CB_EMBED_DEFAULT_SWITCH_INTERVAL_NS;
     cfg->shutdown_grace_ns = CB_EMBED_DEFAULT_GRACE_NS;
     cfg->shutdown_timeout_ns = CB_EMBED_DEFAULT_SHUTDOWN_TIMEOUT_NS;
+    cfg->slice_ns = CB_EMBED_DEFAULT_SLICE_NS;
     return CARBON_OK;
 }
 
@@ -206,6 +207,8 @@ static int copy_config(const carbon_config *cfg)
         g.cfg.switch_interval_ns = CB_EMBED_DEFAULT_SWITCH_INTERVAL_NS;
     if (!g.cfg.log)
         g.cfg.print_to_log = 0; /* the default log drops INFO lines */
+    if (g.cfg.slice_ns == 0)
+        g.cfg.slice_ns = CB_EMBED_DEFAULT_SLICE_NS;
     return CARBON_OK;
 nomem:
     free_config_copy();

@@ -19,6 +19,9 @@
 
 typedef struct cb_embed_loop cb_embed_loop;
 
+/* carbon_config.slice_ns by default (hitch.c). */
+#define CB_EMBED_DEFAULT_SLICE_NS (4LL * 1000 * 1000)
+
 /* ---- carbon.c: process state ---------------------------------------------------- */
 
 /* The active configuration: carbon_init's, or the defaults in a host that
@@ -161,6 +164,10 @@ int cb_embed_has_tasklets(cb_manager *mgr);
 typedef struct cb_embed_run_result {
     unsigned long long errors;
     int failed; /* the queue could not be run (switch trap, finalizing): reported */
+    /* hitch.c */
+    unsigned long long preempted;
+    long long stuck_ns, slowest_ns;
+    char slowest[64];
 } cb_embed_run_result;
 
 /* Runs the thread's queue from its main tasklet until it is empty or
@@ -168,6 +175,16 @@ typedef struct cb_embed_run_result {
  * one runs). Exceptions escaping tasklets are reported. */
 void cb_embed_run_budget(cb_embed_loop *loop, long long start_ns, long long budget_ns,
                          cb_embed_run_result *res);
+
+/* ---- hitch.c: the slice around a budgeted run, hitch and watchdog reports ------------- */
+
+/* Registers the watchdog's stuck-thread report (module init). */
+void cb_embed_hitch_install(void);
+/* Arms the thread's slice (carbon_config.slice_ns) and per-tasklet timing;
+ * 1 if armed. */
+int cb_embed_slice_arm(cb_embed_loop *loop);
+/* Disarms; reports the run's hitch and fills res's hitch fields. */
+void cb_embed_slice_disarm(cb_embed_loop *loop, cb_embed_run_result *res);
 
 /* ---- worker.c -------------------------------------------------------------------------- */
 

@@ -313,6 +313,7 @@ PyMODINIT_FUNC PyInit__carbon(void)
     mod = PyModule_Create(&carbon_module);
     if (!mod)
         return NULL;
+    cb_embed_hitch_install();
     if (!worker_type) {
         worker_type = (PyTypeObject *)PyType_FromSpec(&worker_spec);
         if (!worker_type)

@@ -2,6 +2,8 @@
  * messages (the log callback). Nothing here lets an exception escape. */
 #include "internal.h"
 
+#include "preempt.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -94,23 +96,15 @@ static void default_error(const char *name, const char *tb)
     cb_err_restore(exc);
 }
 
+/* The tasklet's label (tasklet.name: set by the game, else module.qualname
+ * of its callable), else `what`. */
 static char *tasklet_name(cb_tasklet *t, const char *what)
 {
-    if (t && t->method_name && PyUnicode_Check(t->method_name)) {
-        const char *mod = t->module_name && PyUnicode_Check(t->module_name)
-                              ? PyUnicode_AsUTF8(t->module_name) : NULL;
-        const char *fn = PyUnicode_AsUTF8(t->method_name);
-        if (fn) {
-            PyObject *s = mod && strcmp(mod, "unknown_module") != 0
-                              ? PyUnicode_FromFormat("%s.%s", mod, fn)
-                              : PyUnicode_FromString(fn);
-            char *out = s ? pymem_strdup(PyUnicode_AsUTF8(s)) : NULL;
-            Py_XDECREF(s);
-            PyErr_Clear();
-            if (out)
-                return out;
-        }
-        PyErr_Clear();
+    char label[256];
+
+    if (t && (t->name || t->qualname || t->method_name)) {
+        cb_tasklet_label(t, label, sizeof label);
+        return pymem_strdup(label);
     }
     return pymem_strdup(what ? what : "?");
 }

@@ -10,16 +10,19 @@
 #include "internal.h"
 
 #include <limits.h>
+#include <string.h>
 
 void cb_embed_run_budget(cb_embed_loop *loop, long long start_ns, long long budget_ns,
                          cb_embed_run_result *res)
 {
     cb_manager *m = loop->mgr;
     long long deadline = budget_ns > LLONG_MAX - start_ns ? LLONG_MAX : start_ns + budget_ns;
-    int first = 1;
+    int first = 1, armed;
 
     if (deadline <= 0)
         deadline = 1; /* 0 means "no deadline" to the core */
+    /* Nothing queued, nothing to preempt: an empty tick stays cheap. */
+    armed = cb_queue_first(m) ? cb_embed_slice_arm(loop) : 0;
     for (;;) {
         unsigned long long switches = m->switches;
         cb_tasklet *failed;
@@ -45,6 +48,8 @@ void cb_embed_run_budget(cb_embed_loop *loop, long long start_ns, long long budg
         res->errors += (unsigned long long)cb_embed_report(failed, failed ? NULL : "<main tasklet>");
         Py_XDECREF(failed);
     }
+    if (armed)
+        cb_embed_slice_disarm(loop, res);
 }
 
 /* Tasklets neither runnable nor in our heaps: blocked on channels, joins,
@@ -65,7 +70,7 @@ static unsigned long long count_blocked(cb_embed_loop *loop)
 int carbon_tick(int64_t budget_ns, carbon_stats *stats)
 {
     cb_embed_loop *loop;
-    cb_embed_run_result res = {0, 0};
+    cb_embed_run_result res;
     unsigned long long switches0, completed0;
     long long called = cb_monotonic_ns(), start;
     int rc;
@@ -74,6 +79,7 @@ int carbon_tick(int64_t budget_ns, carbon_stats *stats)
         return cb_embed_fail(CARBON_EINVAL, "carbon_tick: budget_ns must not be negative");
     if ((rc = cb_embed_host_enter("carbon_tick")) != CARBON_OK)
         return rc;
+    memset(&res, 0, sizeof res);
     /* The budget counts from here: taking the GIL from a busy worker may
      * already have cost up to the interpreter's switch interval. */
     start = cb_monotonic_ns();
@@ -99,6 +105,10 @@ int carbon_tick(int64_t budget_ns, carbon_stats *stats)
         stats->blocked = count_blocked(loop);
         stats->errors = res.errors;
         stats->elapsed_ns = cb_monotonic_ns() - called;
+        stats->preempted = res.preempted;
+        stats->stuck_ns = res.stuck_ns;
+        stats->slowest_ns = res.slowest_ns;
+        memcpy(stats->slowest, res.slowest, sizeof stats->slowest);
     }
     if (res.failed)
         rc = cb_embed_fail(CARBON_EPYTHON, "carbon_tick: the run queue could not be run (switch_trap "

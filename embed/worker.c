@@ -186,7 +186,7 @@ static void serve(carbon_worker *w, cb_embed_loop *loop)
 
     while (!atomic_load(&w->stop)) {
         cb_manager *m = loop->mgr;
-        cb_embed_run_result res = {0, 0};
+        cb_embed_run_result res = {0};
 
         if (m->queued == 0 && !m->deferred_kills && !loop->sleepers.n && !loop->frame_waiters.n &&
             !uv_loop_alive(&loop->uv) && !cb_embed_has_tasklets(m))

@@ -93,6 +93,13 @@ struct cb_tasklet {
     long long start_time, end_time;
     double run_time;
     PyObject *exception_handler, *context_manager_getter;
+    /* preempt.c: label, atomic flag, time in the current armed period */
+    PyObject *name;                /* tasklet.name when set, else NULL */
+    PyObject *qualname;            /* the callable's __qualname__ (default label) */
+    unsigned char atomic;          /* never preempted */
+    unsigned preempt_streak;       /* consecutive armed periods it was preempted in */
+    unsigned long long preempt_stamp, tick_stamp; /* armed periods of those */
+    long long tick_ns;             /* time run in armed period tick_stamp */
 };
 
 /* ---- channel ---------------------------------------------------------------- */
@@ -151,6 +158,12 @@ struct cb_manager {
     cb_idle_fn idle;
     void *hook_arg;
     cb_manager *all_prev, *all_next; /* every manager of the process (cb_g.all_managers) */
+    /* preempt.c */
+    int stop_run;                  /* the running top-level run returns at its next switch */
+    int timing;                    /* account tasklet time at each switch */
+    long long slice_t0;            /* when the current tasklet got control (timing) */
+    unsigned long long tick_stamp; /* armed periods so far */
+    struct cb_preempt *preempt;    /* the watchdog's slot, or NULL */
 };
 
 /* ---- process-wide state ----------------------------------------------------- */

@@ -3,6 +3,7 @@
  * (semantics section 8 and 9). */
 #include "core.h"
 #include "transfer.h"
+#include "preempt.h"
 
 #define MANAGER_KEY "SCHEDULE_MANAGER"
 #define THREAD_END_KEY "SCHEDULE_MANAGER_THREAD_END"
@@ -386,6 +387,7 @@ static void manager_dealloc(PyObject *self)
         return; /* resurrected */
     if (tls_manager == m)
         tls_manager = NULL;
+    cb_preempt_manager_gone(m);
     for (cb_tasklet *t = m->all; t; t = t->mgr_next)
         n++;
     /* Releasing references runs Python code; that happens only once the

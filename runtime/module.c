@@ -1,6 +1,7 @@
 /* The _scheduler extension module: module functions (docs/scheduler.md,
  * "Module functions") and initialisation. */
 #include "core.h"
+#include "preempt.h"
 
 #include "carbon/scheduler.h"
 #include "sanitizer.h"
@@ -66,13 +67,47 @@ static PyObject *mod_calculateruncount(PyObject *mod, PyObject *unused)
     return PyLong_FromSsize_t(n);
 }
 
-static PyObject *mod_run(PyObject *mod, PyObject *unused)
+/* run(timeout=0, threadblock=False, soft=False, ignore_nesting=False,
+ * totaltimeout=False): Stackless's signature; with a timeout the run is
+ * preemptive (preempt.c) and returns the interrupted tasklet. */
+static PyObject *mod_run(PyObject *mod, PyObject *args, PyObject *kwargs)
 {
-    cb_manager *m = manager();
+    static char *kwlist[] = {"timeout", "threadblock", "soft", "ignore_nesting", "totaltimeout", NULL};
+    long long timeout = 0;
+    int threadblock = 0, soft = 0, ignore_nesting = 0, totaltimeout = 0;
+    cb_manager *m;
+    cb_tasklet *victim;
+    int rc;
 
     (void)mod;
-    (void)unused;
-    return m ? none_or_null(cb_run(m, -1, -1)) : NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|Lpppp:run", kwlist, &timeout, &threadblock,
+                                     &soft, &ignore_nesting, &totaltimeout))
+        return NULL;
+    (void)threadblock;
+    (void)ignore_nesting; /* every nesting level can be interrupted here */
+    m = manager();
+    if (!m)
+        return NULL;
+    if (timeout <= 0)
+        return none_or_null(cb_run(m, -1, -1));
+    if (m->current != m->main) {
+        PyErr_SetString(PyExc_RuntimeError, "run() with a timeout must be called from the main tasklet");
+        return NULL;
+    }
+    if (timeout > LLONG_MAX / CB_PREEMPT_TICK_NS)
+        timeout = LLONG_MAX / CB_PREEMPT_TICK_NS;
+    if (cb_preempt_arm(m, CB_PREEMPT_TIMEOUT, timeout * CB_PREEMPT_TICK_NS, totaltimeout, soft, 0) < 0)
+        return NULL;
+    rc = cb_run(m, -1, -1);
+    cb_preempt_disarm(m);
+    victim = cb_preempt_take_victim(m);
+    if (rc < 0) {
+        Py_XDECREF(victim);
+        return NULL;
+    }
+    if (victim)
+        return (PyObject *)victim;
+    Py_RETURN_NONE;
 }
 
 static PyObject *mod_run_n_tasklets(PyObject *mod, PyObject *args)
@@ -443,6 +478,7 @@ static PyObject *mod_atexit(PyObject *mod, PyObject *unused)
 
     (void)mod;
     (void)unused;
+    cb_preempt_shutdown();
     if (m && m->current == m->main && cb_kill_all(m) < 0)
         return NULL;
     Py_RETURN_NONE;
@@ -457,7 +493,9 @@ static PyMethodDef module_methods[] = {
      "schedule(retval=None) -> retval: yield; the current tasklet goes to the back of the queue."},
     {"schedule_remove", (PyCFunction)(void (*)(void))cb_mod_schedule_remove,
      METH_FASTCALL | METH_KEYWORDS, "schedule_remove(retval=None) -> retval: yield without being re-queued."},
-    {"run", mod_run, METH_NOARGS, "Run the queue (see docs/scheduler.md for nesting)."},
+    {"run", (PyCFunction)(void (*)(void))mod_run, METH_VARARGS | METH_KEYWORDS,
+     "run(timeout=0, threadblock=False, soft=False, ignore_nesting=False, totaltimeout=False): "
+     "run the queue; with a timeout, preemptively (see docs/scheduler.md)."},
     {"run_n_tasklets", mod_run_n_tasklets, METH_VARARGS, "run_n_tasklets(n): run() stopping after n switches."},
     {"set_schedule_callback", mod_set_schedule_callback, METH_O, "set_schedule_callback(cb) -> previous"},
     {"get_schedule_callback", mod_get_schedule_callback, METH_NOARGS, "The schedule callback or None."},
@@ -493,6 +531,8 @@ static PyMethodDef module_methods[] = {
     {"set_guarded_stacks", mod_set_guarded_stacks, METH_O,
      "set_guarded_stacks(n): how many stacks get a guard page (process-wide)."},
     {"_atexit", mod_atexit, METH_NOARGS, "Kill the main thread's tasklets (atexit hook)."},
+    {"_interrupt", cb_preempt_py_interrupt, METH_O,
+     "_interrupt(thread_ident): raise TaskletExit in that thread's running code (tests)."},
     {"_stack_usage", mod_stack_usage, METH_NOARGS,
      "(C stack bytes, recursion units) used by the current tasklet (calibration)."},
     {NULL, NULL, 0, NULL},

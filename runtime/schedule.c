@@ -13,6 +13,7 @@
  */
 #include "core.h"
 #include "transfer.h"
+#include "preempt.h"
 
 #include <time.h>
 
@@ -322,6 +323,8 @@ static int run_toplevel_until(cb_manager *m, long long max_switches, long long t
 
         if (m->deferred_kills)
             cb_process_deferred_kills(m);
+        if (m->stop_run) /* a preemption (preempt.c) ends this run */
+            return 0;
         if (done && done(arg))
             return 0;
         t = cb_queue_first(m);

@@ -2,6 +2,7 @@
  * (docs/scheduler.md, "tasklet"), and its lifetime: a suspended tasklet that
  * loses its last reference is killed, so its finally blocks run. */
 #include "core.h"
+#include "preempt.h"
 
 static const char INVALID_MSG[] =
     "Tasklet object is not valid. Most likely cause being __init__ not called on base type.";
@@ -313,6 +314,8 @@ static void tasklet_dealloc(PyObject *self)
     Py_CLEAR(t->method_name);
     Py_CLEAR(t->module_name);
     Py_CLEAR(t->file_name);
+    Py_CLEAR(t->name);
+    Py_CLEAR(t->qualname);
     Py_CLEAR(t->context_text);
     Py_CLEAR(t->parent_callsite);
     if (t->initialised)
@@ -348,6 +351,7 @@ static void record_function_trace_data(cb_tasklet *t, PyFunctionObject *f)
     PyObject *module = f->func_module;
 
     Py_XSETREF(t->method_name, Py_NewRef(f->func_name));
+    Py_XSETREF(t->qualname, Py_XNewRef(f->func_qualname));
     if (module && PyUnicode_CheckExact(module))
         Py_XSETREF(t->module_name, Py_NewRef(module));
     else
@@ -372,6 +376,11 @@ static void record_trace_data(cb_tasklet *t, PyObject *callable)
         PyErr_Clear(); /* builtins and other callables have none */
 
     Py_XSETREF(t->method_name, attr_str(callable, "__name__", "unknown_method"));
+    Py_XSETREF(t->qualname, PyObject_GetAttrString(callable, "__qualname__"));
+    if (!t->qualname || !PyUnicode_Check(t->qualname)) {
+        PyErr_Clear();
+        Py_CLEAR(t->qualname);
+    }
     Py_XSETREF(t->module_name, attr_str(callable, "__module__", "unknown_module"));
     if (code) {
         file = PyObject_GetAttrString(code, "co_filename");
@@ -793,6 +802,68 @@ FLAG_GETTER(is_current, t->mgr && t->mgr == cb_manager_peek() && t->mgr->current
 FLAG_GETTER(is_main, t->is_main)
 FLAG_GETTER(highlighted, t->highlighted)
 FLAG_GETTER(dont_raise, t->dont_raise)
+FLAG_GETTER(atomic, t->atomic)
+
+/* ---- preemption and attribution (preempt.c) ---- */
+
+static PyObject *get_name(PyObject *self, void *c)
+{
+    cb_tasklet *t = (cb_tasklet *)self;
+    char buf[256];
+
+    (void)c;
+    if (!cb_tasklet_valid(t))
+        return NULL;
+    if (t->name)
+        return Py_NewRef(t->name);
+    cb_tasklet_label(t, buf, sizeof buf);
+    return PyUnicode_FromString(buf);
+}
+
+static int set_name(PyObject *self, PyObject *v, void *c)
+{
+    cb_tasklet *t = (cb_tasklet *)self;
+
+    (void)c;
+    if (!cb_tasklet_valid(t))
+        return -1;
+    if (v && v != Py_None && !PyUnicode_Check(v)) {
+        PyErr_Format(PyExc_TypeError, "tasklet.name must be a str or None, not %.100s",
+                     Py_TYPE(v)->tp_name);
+        return -1;
+    }
+    Py_XSETREF(t->name, v && v != Py_None ? Py_NewRef(v) : NULL);
+    return 0;
+}
+
+static PyObject *get_tick_ns(PyObject *self, void *c)
+{
+    cb_tasklet *t = (cb_tasklet *)self;
+
+    (void)c;
+    if (!cb_tasklet_valid(t))
+        return NULL;
+    return PyLong_FromLongLong(cb_preempt_tick_ns(t));
+}
+
+static PyObject *tasklet_set_atomic(PyObject *self, PyObject *flag)
+{
+    cb_tasklet *t = (cb_tasklet *)self;
+    int old, v;
+
+    if (!cb_tasklet_valid(t))
+        return NULL;
+    v = PyObject_IsTrue(flag);
+    if (v < 0)
+        return NULL;
+    old = t->atomic;
+    t->atomic = (unsigned char)v;
+    /* A preemption the flag held back happens now. */
+    if (old && !v && t->mgr && t->mgr->current == t && t->mgr == cb_manager_peek() &&
+        cb_preempt_atomic_cleared(t->mgr) < 0)
+        return NULL;
+    return PyBool_FromLong(old);
+}
 
 static int set_block_trap(PyObject *self, PyObject *v, void *c)
 {
@@ -1156,6 +1227,8 @@ static PyMethodDef tasklet_methods[] = {
     {"insert", FASTCALL(tasklet_insert_m), "insert() -> self: append to its thread's run queue."},
     {"remove", FASTCALL(tasklet_remove_m), "remove() -> self: take it out of the run queue."},
     {"run", FASTCALL(tasklet_run_m), "run(): run the tasklet now."},
+    {"set_atomic", tasklet_set_atomic, METH_O,
+     "set_atomic(flag) -> old flag: while set, the tasklet is never preempted."},
     {"switch", FASTCALL(tasklet_switch_m), "switch(): run the tasklet now, pausing the caller."},
     {"throw", (PyCFunction)(void (*)(void))tasklet_throw, METH_VARARGS | METH_KEYWORDS,
      "throw(exc, val=None, tb=None, pending=False): raise exc in the tasklet."},
@@ -1209,6 +1282,9 @@ static PyGetSetDef tasklet_getset[] = {
     RW("exception_handler", get_exception_handler, set_exception_handler,
        "With dont_raise: handler(info) called for an exception."),
     RO("times_switched_to", get_times_switched_to, "Switches into this tasklet since bind."),
+    RW("name", get_name, set_name, "Label used in reports (default: module.qualname of the callable)."),
+    RO("atomic", get_atomic, "Never preempted (set with set_atomic or scheduler.atomic())."),
+    RO("tick_ns", get_tick_ns, "Time run in its thread's current or last tick (or timed run), ns."),
     {NULL, NULL, NULL, NULL, NULL},
 };
 

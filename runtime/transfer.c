@@ -1,5 +1,6 @@
 /* The switch mechanism (transfer.h). */
 #include "transfer.h"
+#include "preempt.h"
 
 /* ---- the release list ------------------------------------------------------------- */
 
@@ -96,6 +97,8 @@ static void depart(cb_manager *m, cb_tasklet *from, cb_stack *from_stack, cb_tas
     m->switching = 1;
     m->switches++;
     to->times_switched_to++;
+    if (m->timing)
+        cb_preempt_account(m, from);
     Py_INCREF(to);
     m->current = to;
     x->refs[x->nrefs++] = (PyObject *)from; /* current's reference */
@@ -219,7 +222,7 @@ cb_tasklet *cb_transfer_handoff(cb_manager *m, cb_tasklet *cur, cb_transfer *x)
     cb_tasklet *main = m->main;
     cb_tasklet *n;
 
-    if (!m->main_plain_loop || cb_g.schedule_callback || cb_g.fast_callback ||
+    if (!m->main_plain_loop || m->stop_run || cb_g.schedule_callback || cb_g.fast_callback ||
         m->deferred_kills || main->pending_exc || main->child_exc || m->switch_trap ||
         m->runtime_trap || cb_is_finalizing() ||
         (m->deadline_ns && cb_monotonic_ns() >= m->deadline_ns))

@@ -94,6 +94,23 @@ typedef void (*carbon_log_fn)(void *userdata, int level, const char *message);
  * CARBON_EBUSY (except carbon_last_error/carbon_strerror). */
 typedef void (*carbon_error_fn)(void *userdata, const char *tasklet, const char *traceback);
 
+/* A hitch: a tasklet ran longer than carbon_config.slice_ns within one tick
+ * (or one worker turn) and was preempted (stuck_in_c == 0), or the watchdog
+ * found a thread stuck outside Python code (a C call, time.sleep) past the
+ * slice (stuck_in_c == 1: not preempted; reported after the slice, then
+ * every second while it lasts). Called with the GIL held: preemptions on the
+ * thread of the tick, stuck reports on the watchdog thread. The strings are
+ * valid only during the call. */
+typedef struct carbon_hitch {
+    const char *tasklet;     /* the tasklet's label (tasklet.name) */
+    const char *stack;       /* its Python stack where it was interrupted or is stuck */
+    int64_t ran_ns;          /* how long it had run without switching */
+    unsigned in_a_row;       /* consecutive ticks in which it was preempted (1: first) */
+    int stuck_in_c;          /* see above */
+    int host_thread;         /* 1: the host thread; 0: a worker */
+} carbon_hitch;
+typedef void (*carbon_hitch_fn)(void *userdata, const carbon_hitch *hitch);
+
 typedef struct carbon_config {
     const char *program_name;        /* sys.executable name; NULL: "carbon" */
     const char *const *module_paths; /* NULL-terminated, put in front of sys.path; may be NULL */
@@ -131,6 +148,10 @@ typedef struct carbon_config {
                                         (CARBON_LOG_INFO / CARBON_LOG_WARNING); needs `log` */
     carbon_log_fn log;               /* NULL: warnings and errors to stderr */
     carbon_error_fn error;           /* NULL: traceback with the tasklet name to sys.stderr */
+    int64_t slice_ns;                /* a tasklet running longer than this without switching
+                                        is preempted (re-queued at the back) and reported to
+                                        on_hitch; 0: default (4 ms); negative: never */
+    carbon_hitch_fn on_hitch;        /* NULL: hitches go to the log callback (warning) */
     void *userdata;                  /* passed to log and error */
 } carbon_config;
 
@@ -218,13 +239,20 @@ typedef struct carbon_stats {
     uint64_t waiting_frames; /* in carbon.wait_frames() */
     uint64_t errors;         /* exceptions reported to the error callback */
     int64_t elapsed_ns;      /* wall time of the tick */
+    uint64_t preempted;      /* tasklets preempted for running past slice_ns */
+    int64_t stuck_ns;        /* longest time the thread was stuck outside Python code
+                                past the slice (a C call); 0 if never */
+    int64_t slowest_ns;      /* the tasklet that ran longest in this tick: its time... */
+    char slowest[64];        /* ...and its label ("" if no tasklet ran) */
 } carbon_stats;
 
 /* One frame of the host thread: takes in events without blocking (timers,
  * wakeups from workers), wakes the tasklets whose sleep has expired and those
  * waiting for this frame, then runs tasklets until none is runnable or
  * `budget_ns` is spent; the check is made before each tasklet and at least
- * one runs, so a tick lasts at most the budget plus one tasklet's run.
+ * one runs; a tasklet running past carbon_config.slice_ns is preempted, so a
+ * tick lasts at most the budget plus one slice (plus time stuck in C code,
+ * which cannot be interrupted and is reported, see carbon_hitch).
  * Exceptions escaping tasklets go to the error callback and the tick goes on.
  * `stats` may be NULL (counting blocked tasklets walks them all). */
 int carbon_tick(int64_t budget_ns, carbon_stats *stats);

@@ -214,3 +214,15 @@ def format_tasklet_stacks(limit=None, all_threads=False):
         lines.append("Thread %d%s:\n" % (thread_id, " (current)" if tasklets[0] is _scheduler.getmain() else ""))
         _format_thread(lines, tasklets, current, limit)
     return "".join(lines)
+
+
+@contextlib.contextmanager
+def atomic():
+    """Within the block, the current tasklet is never preempted (Stackless's
+    ``stackless.atomic()``): ``set_atomic(True)``, restored on exit."""
+    current = _scheduler.getcurrent()
+    old = current.set_atomic(True)
+    try:
+        yield
+    finally:
+        current.set_atomic(old)

@@ -93,7 +93,20 @@ def entity(ident):
         events.send(("moved", ident))
 
 
-def start(n_entities=200):
+runaways = []
+
+
+def runaway_entity():
+    """game_loop --runaway: from frame 30 on, this entity never yields again.
+    The tick preempts it after carbon_config.slice_ns and reports a hitch
+    naming it; the frame still ends on time."""
+    carbon.wait_frames(max(0, 30 - carbon.frame()))
+    n = 0
+    while True:
+        n += 1
+
+
+def start(n_entities=200, runaway=False):
     global worker
     # The host's tick must take the GIL from the worker when it is busy: by
     # default the worker keeps it up to 5 ms. A shorter interval bounds the
@@ -103,6 +116,10 @@ def start(n_entities=200):
     scheduler.tasklet(world)()
     for i in range(n_entities):
         entities.append(scheduler.tasklet(entity)(i))
+        entities[-1].name = "entity %d" % i
+    if runaway:
+        runaways.append(scheduler.tasklet(runaway_entity)())
+        runaways[-1].name = "runaway entity"
 
 
 def finish():
@@ -117,6 +134,8 @@ def finished():
 
 
 def _finish():
+    for t in runaways:
+        t.kill()  # raises TaskletExit where it was preempted
     requests.send(None)  # queued: the worker takes it when it is free
     served = worker.join()
     state["finished"] = True

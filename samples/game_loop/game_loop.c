@@ -1,13 +1,16 @@
 /* game_loop: a C host running game logic as tasklets at a fixed 60 Hz.
  *
  *   game_loop [--frames N] [--entities N] [--budget-ms MS] [--script-dir DIR]
- *             [--package-dir DIR]
+ *             [--package-dir DIR] [--runaway]
  *
  * Each frame calls carbon_tick() with a time budget, then sleeps until the
  * next frame boundary (a real engine would render here). game.py spawns the
  * entities (tasklets that sleep, wait for frames and talk over channels) and
  * one pathfinding worker thread. At the end it prints the per-frame
- * statistics: tick time percentiles, tasklets run and still runnable. */
+ * statistics: tick time percentiles, tasklets run and still runnable.
+ * --runaway adds an entity that loops for ever from frame 30: the tick
+ * preempts it after carbon_config.slice_ns, the hitch report names it, and
+ * the frame still ends within its budget plus one slice. */
 #define _POSIX_C_SOURCE 200809L
 #include <carbon/carbon.h>
 
@@ -68,13 +71,32 @@ static void row(const char *name, long long *v, int n, double scale, const char 
 static void usage(void)
 {
     fprintf(stderr, "usage: game_loop [--frames N] [--entities N] [--budget-ms MS] [--script-dir DIR]\n"
-                    "                 [--package-dir DIR]\n");
+                    "                 [--package-dir DIR] [--runaway]\n");
     exit(2);
+}
+
+/* Hitch reports (carbon_config.on_hitch): counted; the first is kept. */
+static struct {
+    unsigned long long preempted, stuck;
+    char first[4096];
+} hitches;
+
+static void on_hitch(void *userdata, const carbon_hitch *h)
+{
+    (void)userdata;
+    if (h->stuck_in_c)
+        hitches.stuck++;
+    else
+        hitches.preempted++;
+    if (!hitches.first[0])
+        snprintf(hitches.first, sizeof hitches.first,
+                 "hitch: tasklet '%s' ran %.2f ms (%u in a row)%s; stack:\n%s", h->tasklet,
+                 h->ran_ns / 1e6, h->in_a_row, h->stuck_in_c ? ", stuck in C" : ", preempted", h->stack);
 }
 
 int main(int argc, char **argv)
 {
-    int frames = 240, entities = 300;
+    int frames = 240, entities = 300, runaway = 0;
     double budget_ms = 4.0;
     const char *dir = GAME_LOOP_DIR;
     const char *package_dir = NULL; /* NULL: found next to libcarbon */
@@ -82,11 +104,15 @@ int main(int argc, char **argv)
     char code[128];
     carbon_config cfg;
     carbon_stats st;
-    long long *tick_ns, *run, *runnable, *switches, next;
+    long long *tick_ns, *run, *runnable, *switches, *wake_late, next;
     unsigned long long errors = 0, late = 0;
     int rc;
 
     for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--runaway")) {
+            runaway = 1;
+            continue;
+        }
         if (i + 1 >= argc)
             usage();
         if (!strcmp(argv[i], "--frames"))
@@ -108,7 +134,8 @@ int main(int argc, char **argv)
     run = calloc((size_t)frames, sizeof *run);
     runnable = calloc((size_t)frames, sizeof *runnable);
     switches = calloc((size_t)frames, sizeof *switches);
-    if (!tick_ns || !run || !runnable || !switches)
+    wake_late = calloc((size_t)frames, sizeof *wake_late);
+    if (!tick_ns || !run || !runnable || !switches || !wake_late)
         return 1;
 
     carbon_config_init(&cfg);
@@ -117,11 +144,13 @@ int main(int argc, char **argv)
     cfg.module_paths = paths;
     cfg.program_name = argv[0];
     cfg.package_dir = package_dir;
+    cfg.on_hitch = on_hitch;
     if ((rc = carbon_init(&cfg)) != CARBON_OK) {
         fprintf(stderr, "carbon_init: %s: %s\n", carbon_strerror(rc), carbon_last_error());
         return 1;
     }
-    snprintf(code, sizeof code, "import game\ngame.start(%d)\n", entities);
+    snprintf(code, sizeof code, "import game\ngame.start(%d, runaway=%s)\n", entities,
+             runaway ? "True" : "False");
     if ((rc = carbon_run_string(code)) != CARBON_OK) {
         fprintf(stderr, "game.start: %s\n", carbon_last_error());
         carbon_shutdown();
@@ -150,6 +179,7 @@ int main(int argc, char **argv)
         ts.tv_sec = (time_t)(next / 1000000000LL);
         ts.tv_nsec = (long)(next % 1000000000LL);
         clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL);
+        wake_late[f] = now_ns() - next; /* how late the OS woke us: its scheduling delay */
     }
     printf("last frame: %llu tasklets sleeping, %llu waiting for frames, %llu blocked\n",
            (unsigned long long)st.sleeping, (unsigned long long)st.waiting_frames,
@@ -179,8 +209,35 @@ int main(int argc, char **argv)
     row("tasklets run", run, frames, 1.0, "%10.0f");
     row("switches", switches, frames, 1.0, "%10.0f");
     row("runnable left", runnable, frames, 1.0, "%10.0f");
+    printf("hitches: %llu preempted, %llu stuck in C\n", hitches.preempted, hitches.stuck);
+    if (hitches.first[0])
+        printf("%s", hitches.first);
+    if (runaway) {
+        /* With a runaway entity every tick must still end within budget +
+         * slice + 1 ms. A machine loaded beyond its cores delays any thread
+         * (the watchdog's too) by its scheduling delay, measured here as how
+         * late this loop's own sleeps woke up (90th percentile): the bound
+         * is widened by it, and up to a quarter of the ticks may be over. */
+        long long bound = (long long)(budget_ms * 1e6) + cfg.slice_ns + 1000000, delay;
+        int over = 0;
 
-    if ((rc = carbon_shutdown()) != CARBON_OK) {
+        qsort(wake_late, (size_t)frames, sizeof *wake_late, cmp_ll);
+        delay = pct(wake_late, frames, 90);
+        if (delay < 0)
+            delay = 0;
+        for (int f = 0; f < frames; f++)
+            over += tick_ns[f] > bound + delay;
+        printf("max tick %.2f ms; budget + slice + 1 ms = %.2f ms; OS wake-up delay p90 %.2f ms; "
+               "%d of %d ticks over both\n",
+               tick_ns[frames - 1] / 1e6, bound / 1e6, delay / 1e6, over, frames);
+        if (over * 4 > frames || !hitches.preempted) {
+            fprintf(stderr, "game_loop --runaway: %s\n",
+                    hitches.preempted ? "too many ticks over budget + slice + 1 ms"
+                                      : "the runaway entity was never preempted");
+            rc = 3;
+        }
+    }
+    if (carbon_shutdown() != CARBON_OK) {
         fprintf(stderr, "carbon_shutdown: %s\n", carbon_last_error());
         return 1;
     }
@@ -188,5 +245,6 @@ int main(int argc, char **argv)
     free(run);
     free(runnable);
     free(switches);
-    return 0;
+    free(wake_late);
+    return rc == 3 ? 3 : 0;
 }

@@ -1147,7 +1147,7 @@ class ModuleFunctionTest(Base):
         # schedule(retval), schedule_remove(retval) and get_thread_info(thread_id)
         # take Stackless's optional argument: tests/python/test_stackless_api.py
         for f in (s.getcurrent, s.getmain, s.getruncount, s.calculateruncount,
-                  s.run, s.get_schedule_callback, s.get_channel_callback,
+                  s.get_schedule_callback, s.get_channel_callback,
                   s.get_schedule_manager,
                   s.get_number_of_active_schedule_managers, s.get_number_of_active_channels,
                   s.unblock_all_channels, s.get_use_nested_tasklets,

@@ -27,6 +27,7 @@ TIMED = {
     "pingpong": ("channel ping-pong, round trip", ("ours", "greenlet", "greenlet-chan", "asyncio")),
     "sched10": ("schedule() among 10", ("ours", "greenlet", "asyncio")),
     "sched1000": ("schedule() among 1000", ("ours", "greenlet", "asyncio")),
+    "sched10_armed": ("schedule() among 10 in run(timeout): preemption armed (vs sched10)", ("ours",)),
     "spawn_main": ("spawn + finish, from main", ("ours", "greenlet", "asyncio")),
     "spawn_tasklet": ("spawn + finish, from a tasklet", ("ours", "greenlet", "asyncio")),
     "fanin": ("fan-in 1000 -> 1, per message", ("ours", "greenlet", "asyncio")),
@@ -347,6 +348,15 @@ def run_c(res, build, names, cfg):
             log("  tick: skipped (%s)" % why)
             return
         for rep in range(cfg["c_reps"]):
+            # The same frame with the tick's slice off: the cost of preemption
+            # and per-tasklet timing in ticks (docs/embedding.md).
+            r = subprocess.run([exe, "200000", "noslice"], capture_output=True, text=True, timeout=300,
+                               env=worker_env(build, "ours"))
+            for line in r.stdout.splitlines() if r.returncode == 0 else []:
+                if line.startswith("{"):
+                    d = json.loads(line)
+                    if "ns_per_wakeup" in d:
+                        res.add("tick_frame_noslice", "ours", [d["ns_per_wakeup"]], "ns")
             r = subprocess.run([exe], capture_output=True, text=True, timeout=300,
                                env=worker_env(build, "ours"))
             if r.returncode != 0:
@@ -409,6 +419,7 @@ def row_specs():
     rows.append(("tick", "empty carbon_tick()", None))
     rows.append(("tick_stats", "empty carbon_tick(), filling stats", None))
     rows.append(("tick_frame", "carbon_tick() frame waking 10k tasklets (pref. 0 channel), per wakeup", None))
+    rows.append(("tick_frame_noslice", "the same frame, slice preemption off (slice_ns < 0)", None))
     return rows
 
 
@@ -428,7 +439,7 @@ def table(res, meta):
             val = fmt_time(m) if m is not None else "failed"
             lines.append("| %s | %s |  |  |  |  |  |" % (label, val))
             continue
-        if rid in ("tick_stats", "tick_frame"):
+        if rid in ("tick_stats", "tick_frame", "tick_frame_noslice"):
             m = res.median(rid, "ours")
             if m is not None:
                 lines.append("| %s | %s |  |  |  |  |  |" % (label, fmt_time(m)))

@@ -15,6 +15,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include <carbon/carbon.h>
@@ -109,6 +110,8 @@ int main(int argc, char **argv)
     double plain, with_stats, wakeup;
 
     carbon_config_init(&cfg);
+    if (argc > 2 && !strcmp(argv[2], "noslice"))
+        cfg.slice_ns = -1; /* no preemption, no per-tasklet timing */
 #ifdef CARBON_PYTHON_DIR
     cfg.package_dir = CARBON_PYTHON_DIR;
 #endif

@@ -41,7 +41,10 @@ def pingpong():
     return run
 
 
-def _sched(ntasklets):
+ARMED_TIMEOUT = 10 ** 12  # ticks (10 ns each): armed, never expires
+
+
+def _sched(ntasklets, armed=False):
     """Round robin: each tasklet calls schedule() `rounds` times. The tasklets
     are started and parked on a channel before the clock starts, and park on
     another one at the end: only the schedule() calls are timed, not starting
@@ -64,7 +67,12 @@ def _sched(ntasklets):
             for _ in range(ntasklets):
                 gate.send(None)
             t = clock()
-            s.run()
+            if armed:
+                # preemption armed (docs/scheduler.md): the watchdog thread
+                # watches this run; the switch path itself is unchanged
+                assert s.run(ARMED_TIMEOUT) is None
+            else:
+                s.run()
             dt = clock() - t
             assert done.balance == -ntasklets
             for _ in range(ntasklets):
@@ -78,6 +86,7 @@ def _sched(ntasklets):
 
 sched10 = _sched(10)
 sched1000 = _sched(1000)
+sched10_armed = _sched(10, armed=True)
 
 SPAWN_BATCH = 100
 

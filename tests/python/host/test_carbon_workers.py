@@ -153,7 +153,9 @@ class Workers(unittest.TestCase):
         self.assertIn("uncaught exception in tasklet "
                       "Workers.test_errors_go_to_the_error_report.<locals>.broken", text)
         self.assertIn("KeyError: 'child'", text)
-        self.assertIn("uncaught exception in tasklet __main__.exploding", text)
+        # named by tasklet.name: module.qualname of the callable by default
+        self.assertIn("uncaught exception in tasklet __main__.Workers.test_errors_go_to_the_error_report"
+                      ".<locals>.fine_then_bad_tasklet.<locals>.exploding:", text)
         self.assertIn("ValueError: later", text)
 
     def test_worker_cannot_join_itself(self):
