@@ -78,9 +78,23 @@ static void stuck_report(cb_manager *m, cb_tasklet *cur, long long ns)
     deliver(cur, ns, 1, 1, !loop || loop->worker == NULL);
 }
 
+/* A worker that does not end at shutdown (carbon_shutdown's timeout): its
+ * running code gets TaskletExit at its next Python instruction, through the
+ * same mechanism as a preempted slice. Called with the GIL held. */
+static void interrupt_worker(carbon_worker *w)
+{
+    cb_embed_loop *loop = cb_embed_worker_loop(w);
+
+    if (loop && loop->mgr && cb_preempt_interrupt(loop->mgr, cb_TaskletExit) < 0)
+        cb_embed_log(CARBON_LOG_ERROR, "cannot interrupt a worker: the preemption watchdog thread did not start");
+}
+
 void cb_embed_hitch_install(void)
 {
     cb_preempt_set_stuck_reporter(stuck_report);
+    /* The host layer's hooks (embed/worker.c, embed/tasklets.c). */
+    cb_embed_worker_interrupt_hook = interrupt_worker;
+    cb_embed_tasklet_time_hook = cb_preempt_tick_ns;
 }
 
 int cb_embed_slice_arm(cb_embed_loop *loop)

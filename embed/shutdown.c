@@ -146,7 +146,7 @@ void cb_embed_end_tasklets(cb_embed_loop *loop, long long grace_ns)
 
         loop->wait_until_ns = deadline;
         while (any_alive(m)) {
-            cb_embed_run_result res = {0, 0};
+            cb_embed_run_result res = {0};
             long long now = cb_monotonic_ns();
 
             if (now >= deadline || (!m->queued && !cb_embed_loop_can_wake(loop)))

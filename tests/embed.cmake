@@ -1,7 +1,8 @@
 # cmocka tests of the embedding API (embed/): one process each, since the
 # interpreter can be started once per process. Add a test to the list.
 set(CARBON_EMBED_TESTS test_embed_api test_embed_tick test_embed_worker test_embed_shutdown test_embed_package
-    test_embed_net test_embed_host test_embed_grace test_embed_shutdown_timeout test_embed_preempt)
+    test_embed_net test_embed_host test_embed_grace test_embed_shutdown_timeout test_embed_preempt
+    test_embed_shutdown_busy)
 set(CARBON_EMBED_TEST_ENV "PYTHONDONTWRITEBYTECODE=1;PYTHONFAULTHANDLER=1")
 if(CARBON_SANITIZE)
     # CPython is not instrumented and keeps some memory after finalization

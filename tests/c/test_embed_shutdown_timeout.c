@@ -1,8 +1,9 @@
-/* carbon_shutdown with a worker busy in a Python loop that never reaches a
- * blocking point: after shutdown_timeout_ns (plus the interrupt wait) it
- * returns CARBON_ETIMEDOUT, logs the worker, and the runtime keeps running
+/* carbon_shutdown with a worker stuck in C (a blocking time.sleep, which no
+ * interruption reaches): after shutdown_timeout_ns (plus the interrupt wait)
+ * it returns CARBON_ETIMEDOUT, logs the worker, and the runtime keeps running
  * (ticks work, new workers are refused); once the worker ends, a second
- * carbon_shutdown completes. */
+ * carbon_shutdown completes. A worker busy in Python code is interrupted
+ * instead (test_embed_shutdown_busy.c). */
 #define _GNU_SOURCE
 #include "test_embed_util.h"
 
@@ -32,11 +33,11 @@ static void test_shutdown_timeout(void **state)
     cfg.log = record_log;
     cfg.shutdown_timeout_ns = 200000000; /* 200 ms */
     assert_int_equal(carbon_init(&cfg), CARBON_OK);
-    RUN("spin = [True]\n"
+    RUN("import time\n"
         "started = []\n"
         "def busy():\n"
         "    started.append(1)\n"
-        "    while spin[0]: pass\n");
+        "    time.sleep(1.5)\n");
     assert_int_equal(carbon_worker_start("__main__:busy", &w), CARBON_OK);
     assert_true(TICK_UNTIL("started", 2000, 1000000) > 0);
     t0 = now_ns();
@@ -52,7 +53,8 @@ static void test_shutdown_timeout(void **state)
     assert_int_equal(carbon_tick(1000000, NULL), CARBON_OK);
     assert_int_equal(carbon_worker_start("__main__:busy", &w2), CARBON_EPYTHON);
     assert_non_null(strstr(carbon_last_error(), "shutting down"));
-    RUN("spin[0] = False");
+    /* Once the sleep is over, the pending interruption ends the worker. */
+    sleep_ns(1500000000LL);
     assert_int_equal(carbon_shutdown(), CARBON_OK);
 }
 
