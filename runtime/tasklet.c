@@ -846,14 +846,20 @@ static PyObject *get_tick_ns(PyObject *self, void *c)
     return PyLong_FromLongLong(cb_preempt_tick_ns(t));
 }
 
-static PyObject *tasklet_set_atomic(PyObject *self, PyObject *flag)
+/* METH_FASTCALL: an uninitialised subclass is reported before the
+ * arguments are looked at, as by every other method. */
+static PyObject *tasklet_set_atomic(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     cb_tasklet *t = (cb_tasklet *)self;
     int old, v;
 
     if (!cb_tasklet_valid(t))
         return NULL;
-    v = PyObject_IsTrue(flag);
+    if (nargs != 1) {
+        PyErr_Format(PyExc_TypeError, "set_atomic() takes exactly one argument (%zd given)", nargs);
+        return NULL;
+    }
+    v = PyObject_IsTrue(args[0]);
     if (v < 0)
         return NULL;
     old = t->atomic;
@@ -1227,7 +1233,7 @@ static PyMethodDef tasklet_methods[] = {
     {"insert", FASTCALL(tasklet_insert_m), "insert() -> self: append to its thread's run queue."},
     {"remove", FASTCALL(tasklet_remove_m), "remove() -> self: take it out of the run queue."},
     {"run", FASTCALL(tasklet_run_m), "run(): run the tasklet now."},
-    {"set_atomic", tasklet_set_atomic, METH_O,
+    {"set_atomic", (PyCFunction)(void (*)(void))tasklet_set_atomic, METH_FASTCALL,
      "set_atomic(flag) -> old flag: while set, the tasklet is never preempted."},
     {"switch", FASTCALL(tasklet_switch_m), "switch(): run the tasklet now, pausing the caller."},
     {"throw", (PyCFunction)(void (*)(void))tasklet_throw, METH_VARARGS | METH_KEYWORDS,

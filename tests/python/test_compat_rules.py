@@ -343,12 +343,13 @@ class Uninitialised(Base):
             (t.bind,), (t.bind, 1, 2, 3, 4), (t.setup, 1), (t,), (t.insert,), (t.insert, 1),
             (t.remove, 1), (t.run, 1), (t.switch, 1), (t.throw,), (t.kill, 1, 2),
             (t.raise_exception,), (t.set_context, 1), (t.bind_thread, "x"),
+            (t.set_atomic,), (t.set_atomic, True, 2),
         ]
         for call in calls:
             with self.subTest(call=call):
                 with self.assertRaisesRegex(RuntimeError, "__init__ not called"):
                     call[0](*call[1:])
-        for attr in ("alive", "tempval", "recursion_depth", "nesting_level", "restorable"):
+        for attr in ("alive", "tempval", "recursion_depth", "nesting_level", "restorable", "atomic"):
             with self.subTest(attr=attr):
                 with self.assertRaisesRegex(RuntimeError, "__init__ not called"):
                     getattr(t, attr)
@@ -362,6 +363,8 @@ class Uninitialised(Base):
         t = s.tasklet()
         with self.assertRaises(TypeError):
             t.insert(1)
+        with self.assertRaisesRegex(TypeError, "exactly one argument"):
+            t.set_atomic()
 
 
 if __name__ == "__main__":
