@@ -79,6 +79,12 @@ static void test_runaway_tick(void **state)
     carbon_stats st;
 
     (void)state;
+    if (time_scale() >= 50) {
+        /* Under valgrind the watchdog's CPU-time check cannot keep up with
+         * the ~50x slowdown within one tick: the timing assertions below
+         * do not hold (memory errors are still checked by the other cases). */
+        skip();
+    }
     RUN("ran = []\n"
         "def goblin_brain(n):\n"
         "    while True:\n"
@@ -145,6 +151,9 @@ static void test_attribution(void **state)
     assert_true(st.slowest_ns >= 900000);
     assert_int_equal(st.preempted, 0);
     assert_int_equal(hits.preempted, 0);
+    /* (Under valgrind the budget can end the first tick before `quick`.) */
+    while (st.runnable)
+        assert_int_equal(carbon_tick(BUDGET_NS * 10, &st), CARBON_OK);
     /* An empty tick names nobody. */
     assert_int_equal(carbon_tick(BUDGET_NS, &st), CARBON_OK);
     assert_string_equal(st.slowest, "");

@@ -2,6 +2,7 @@
 
 Timeouts count ticks of 10 ns (scheduler.md): run(100_000) interrupts a
 tasklet that has run about 1 ms without switching."""
+import os
 import sys
 import threading
 import time
@@ -10,6 +11,8 @@ import unittest
 import scheduler
 
 MS = 100_000  # ticks per millisecond
+# Under valgrind (~50x slower) the watchdog cannot keep time-based promises.
+UNDER_VALGRIND = "vgpreload" in os.environ.get("LD_PRELOAD", "")
 
 
 def spin(state):
@@ -105,6 +108,7 @@ class RunTimeout(Base):
         self.assertGreaterEqual(time.monotonic() - t0, 0.004)
         self.assertTrue(victim.paused)
 
+    @unittest.skipIf(UNDER_VALGRIND, "timing: the watchdog cannot keep up with valgrind's slowdown")
     def test_soft_stops_at_next_switch(self):
         log = []
 
