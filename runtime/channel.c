@@ -357,10 +357,23 @@ static int channel_init(PyObject *self, PyObject *args, PyObject *kwds)
     return 0;
 }
 
+/* The waiting tasklets are the channel's own references (one each): the
+ * collector sees tasklet -> its frames -> channel -> tasklet. Nothing to
+ * clear: killing the tasklets (their finalizers) breaks such a cycle. */
+static int channel_traverse(PyObject *self, visitproc visit, void *arg)
+{
+    /* No Py_VISIT(Py_TYPE(self)): the type is static, and CPython's
+     * subtype_traverse visits a heap subclass itself. */
+    for (cb_tasklet *t = ((cb_channel *)self)->head; t; t = t->chan_next)
+        Py_VISIT((PyObject *)t);
+    return 0;
+}
+
 static void channel_dealloc(PyObject *self)
 {
     cb_channel *ch = (cb_channel *)self;
 
+    PyObject_GC_UnTrack(self);
     if (ch->weakreflist)
         PyObject_ClearWeakRefs(self);
     /* Unreachable while a tasklet waits in one of its methods; a leaked
@@ -669,8 +682,43 @@ static PyObject *get_closed(PyObject *self, void *c)
         return impl(self, (n) ? args[0] : NULL);                                        \
     }
 
-ARGS_CHECKED(channel_send_m, channel_send, "send", 1)
-ARGS_CHECKED(channel_receive_m, channel_receive, "receive", 0)
+ARGS_CHECKED(channel_send_c, channel_send, "send", 1)
+ARGS_CHECKED(channel_receive_c, channel_receive, "receive", 0)
+
+/* send() and receive() note, while they run, how deep their caller's value
+ * stack is when the call came straight from it: a tasklet blocked in them
+ * is then collectable with the channel on that stack (gcframes.c). */
+static PyObject *channel_send_m(PyObject *self, PyObject *const *args, Py_ssize_t nargs);
+static PyObject *channel_receive_m(PyObject *self, PyObject *const *args, Py_ssize_t nargs);
+
+static PyObject *call_recorded(PyObject *self, PyObject *const *args, Py_ssize_t nargs,
+                               PyCFunction meth,
+                               PyObject *(*impl)(PyObject *, PyObject *const *, Py_ssize_t))
+{
+    cb_manager *m = cb_manager_peek();
+    cb_runstate *run = m && m->current && !m->current->is_main ? m->current->run : NULL;
+    cb_gc_call saved;
+    PyObject *r;
+
+    if (!run)
+        return impl(self, args, nargs);
+    saved = cb_gc_call_enter(&run->gc_call, self, args, nargs, meth);
+    r = impl(self, args, nargs);
+    run->gc_call = saved; /* the same tasklet: it is the one that returns here */
+    return r;
+}
+
+static PyObject *channel_send_m(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    return call_recorded(self, args, nargs, (PyCFunction)(void (*)(void))channel_send_m,
+                         channel_send_c);
+}
+
+static PyObject *channel_receive_m(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    return call_recorded(self, args, nargs, (PyCFunction)(void (*)(void))channel_receive_m,
+                         channel_receive_c);
+}
 ARGS_CHECKED(channel_clear_m, channel_clear, "clear", 0)
 ARGS_CHECKED(channel_close_m, channel_close, "close", 0)
 ARGS_CHECKED(channel_open_m, channel_open, "open", 0)
@@ -713,8 +761,9 @@ PyTypeObject cb_ChannelType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "scheduler.Channel",
     .tp_basicsize = sizeof(cb_channel),
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
     .tp_doc = "channel(): synchronous communication between tasklets.",
+    .tp_traverse = channel_traverse,
     .tp_new = channel_new,
     .tp_init = channel_init,
     .tp_dealloc = channel_dealloc,

@@ -174,11 +174,26 @@ static int tasklet_init(PyObject *self, PyObject *args, PyObject *kwds)
     return callable ? do_bind(t, callable, cargs, ckwargs) : 0;
 }
 
+/* Whether the collector sees what a tasklet's frames reference, so that a
+ * suspended tasklet in a cycle with them (blocked on a channel only it
+ * references) is found and killed by its finalizer (docs/design.md,
+ * "Collecting suspended tasklets"). Only a suspended, killable tasklet of a
+ * manager not in a switch: a running tasklet's frames are in its thread's
+ * state, not its own. Once finalized (it survived TaskletExit) its frames
+ * are no longer visited: what they use stays reachable, never cleared. */
+static int frames_visible(cb_tasklet *t)
+{
+    return cb_tasklet_needs_unwind(t) && t->mgr->current != t && !t->mgr->switching &&
+           !PyObject_GC_IsFinalized((PyObject *)t);
+}
+
 static int tasklet_traverse(PyObject *self, visitproc visit, void *arg)
 {
     cb_tasklet *t = (cb_tasklet *)self;
 
-    Py_VISIT(Py_TYPE(self));
+    /* Not Py_VISIT(Py_TYPE(self)): the type is static, and CPython's
+     * subtype_traverse visits a heap subclass (visiting it here too counted
+     * it twice). */
     Py_VISIT(t->callable);
     Py_VISIT(t->args);
     Py_VISIT(t->kwargs);
@@ -192,6 +207,8 @@ static int tasklet_traverse(PyObject *self, visitproc visit, void *arg)
         Py_VISIT(t->run->st.context);
         if (!t->is_main)
             Py_VISIT(t->run->exc_state.exc_value);
+        if (frames_visible(t))
+            return cb_pystate_traverse(&t->run->st, &t->run->gc_call, visit, arg);
     }
     return 0;
 }

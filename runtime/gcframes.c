@@ -1,0 +1,130 @@
+/* What a suspended tasklet's interpreter frames reference, for the cyclic
+ * garbage collector (pystate.h; docs/design.md, "Collecting suspended
+ * tasklets").
+ *
+ * Visiting a slot that holds no reference of the frame (a value already
+ * popped and released, a borrowed pointer) corrupts the collector; not
+ * visiting one only keeps objects alive. So only what is known to be owned is
+ * visited:
+ * - every frame owned by the thread (C-stack entry frames own nothing): its
+ *   function, code, locals dict and frame object, as CPython's
+ *   _PyFrame_Traverse does (globals and builtins are borrowed); a running
+ *   generator's frame is its generator's, which visits these and its stack
+ *   when recorded, but not its locals while it runs: those are visited here;
+ * - its fast locals, cells and free variables (always owned or NULL: CPython
+ *   replaces them atomically and unlinks a frame before clearing it);
+ * - its value stack where the depth is known: CPython records it (stacktop
+ *   >= 0) while the frame waits in a Python-to-Python call or a trace call,
+ *   and is -1 while it executes, e.g. a call into C; for the frame that is
+ *   blocked in channel.send()/receive() called straight from its CALL, the
+ *   channel methods record the depth (cb_gc_call_enter below).
+ * Compiled as core code for the frame layout (pycore_frame.h).
+ */
+#define Py_BUILD_CORE_MODULE 1
+#include "pystate.h"
+
+#include <internal/pycore_frame.h>
+
+static struct _PyInterpreterFrame *top_frame(const cb_pystate *st)
+{
+#ifdef CB_PY313
+    return st->current_frame;
+#else
+    return st->cframe ? st->cframe->current_frame : NULL;
+#endif
+}
+
+static struct _PyInterpreterFrame *running_frame(PyThreadState *ts)
+{
+#ifdef CB_PY313
+    return ts->current_frame;
+#else
+    return ts->cframe ? ts->cframe->current_frame : NULL;
+#endif
+}
+
+static PyCodeObject *frame_code(struct _PyInterpreterFrame *f)
+{
+#ifdef CB_PY313
+    return PyCode_Check(f->f_executable) ? (PyCodeObject *)f->f_executable : NULL;
+#else
+    return f->f_code;
+#endif
+}
+
+cb_gc_call cb_gc_call_enter(cb_gc_call *slot, PyObject *self, PyObject *const *args,
+                            Py_ssize_t nargs, PyCFunction meth)
+{
+    cb_gc_call saved = *slot;
+    struct _PyInterpreterFrame *f = running_frame(PyThreadState_Get());
+    PyCodeObject *co;
+    PyObject **base, **end;
+    PyObject *descr;
+
+    slot->frame = NULL;
+    slot->depth = 0;
+    if (!f || f->owner != FRAME_OWNED_BY_THREAD || !(co = frame_code(f)) || !args)
+        return saved;
+    /* A CALL of a method loaded as `ch.send`/`ch.receive` lays out
+     * [descriptor, self, args...] on the frame's stack and passes pointers
+     * into it; the descriptor's slot below self proves the call came
+     * straight from that layout, not from a callback or a wrapper that
+     * passes its own array (or lends `self` in a slot for the call). */
+    base = f->localsplus + co->co_nlocalsplus;
+    end = base + co->co_stacksize;
+    if ((PyObject **)args < base + 2 || (PyObject **)args + nargs > end)
+        return saved;
+    descr = args[-2];
+    if (args[-1] != self || !descr || !Py_IS_TYPE(descr, &PyMethodDescr_Type) ||
+        ((PyMethodDescrObject *)descr)->d_method->ml_meth != meth)
+        return saved;
+    slot->frame = f;
+    slot->depth = (int)((PyObject **)args + nargs - f->localsplus);
+    return saved;
+}
+
+int cb_pystate_traverse(const cb_pystate *st, const cb_gc_call *call, visitproc visit, void *arg)
+{
+    for (struct _PyInterpreterFrame *f = top_frame(st); f; f = f->previous) {
+        PyCodeObject *co;
+        int n;
+
+        if (f->owner == FRAME_OWNED_BY_GENERATOR) {
+            /* Its generator visits the specials and, when recorded, the
+             * stack (stacktop >= 0); while it executes (-1) nobody visits
+             * its locals and stack: they are this tasklet's to visit. */
+            if (f->stacktop >= 0 || !(co = frame_code(f)))
+                continue;
+            n = call && call->frame == f ? call->depth : co->co_nlocalsplus;
+            for (int i = 0; i < n; i++)
+                Py_VISIT(f->localsplus[i]);
+            continue;
+        }
+        if (f->owner != FRAME_OWNED_BY_THREAD)
+            continue;
+        co = frame_code(f);
+        Py_VISIT(f->frame_obj);
+        Py_VISIT(f->f_locals);
+#ifdef CB_PY311
+        Py_VISIT(f->f_func);
+        Py_VISIT(f->f_code);
+#elif defined(CB_PY312)
+        Py_VISIT(f->f_funcobj);
+        Py_VISIT(f->f_code);
+#else
+        Py_VISIT(f->f_funcobj);
+        Py_VISIT(f->f_executable);
+#endif
+        if (!co)
+            continue;
+        if (f->stacktop >= 0)
+            n = f->stacktop;
+        else if (call && call->frame == f)
+            n = call->depth;
+        else
+            n = co->co_nlocalsplus;
+        for (int i = 0; i < n; i++)
+            Py_VISIT(f->localsplus[i]);
+    }
+    return 0;
+}
