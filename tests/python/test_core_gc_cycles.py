@@ -8,13 +8,18 @@ What a reachable suspended tasklet uses is never collected: it resumes with
 its locals and the values of the expression it was in intact.
 """
 import gc
-import sys
+import os
 import threading
 import unittest
 import weakref
 
 import scheduler as s
 from core_support import CoreTestCase
+
+
+# Under valgrind (~50x slower) the issue's case runs 1/20 of its size.
+UNDER_VALGRIND = "vgpreload" in os.environ.get("LD_PRELOAD", "")
+BATCH = 1000 if UNDER_VALGRIND else 20000
 
 
 class Obj:
@@ -58,7 +63,7 @@ class UnreachableBlockedTests(CoreTestCase):
                 log["finally"] += 1
 
         def batch():
-            for _ in range(20000):
+            for _ in range(BATCH):
                 s.tasklet(worker)()
             s.run()
             self.collect()
@@ -67,9 +72,10 @@ class UnreachableBlockedTests(CoreTestCase):
         base = rss_kib()
         batch()
         batch()
-        self.assertEqual(log, {"exit": 60000, "finally": 60000})
+        self.assertEqual(log, {"exit": 3 * BATCH, "finally": 3 * BATCH})
         self.assertEqual(live_tasklets(), [])
-        self.assertLess(rss_kib() - base, 30 * 1024)  # a leak: +180 MiB
+        if not UNDER_VALGRIND:
+            self.assertLess(rss_kib() - base, 30 * 1024)  # a leak: +180 MiB
 
     def test_channel_only_on_the_value_stack(self):
         # No variable holds the channel: only the frame's stack (self of the
