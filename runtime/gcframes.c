@@ -63,7 +63,8 @@ cb_gc_call cb_gc_call_enter(cb_gc_call *slot, PyObject *self, PyObject *const *a
 
     slot->frame = NULL;
     slot->depth = 0;
-    if (!f || f->owner != FRAME_OWNED_BY_THREAD || !(co = frame_code(f)) || !args)
+    if (!f || (f->owner != FRAME_OWNED_BY_THREAD && f->owner != FRAME_OWNED_BY_GENERATOR) ||
+        !(co = frame_code(f)) || !args)
         return saved;
     /* A CALL of a method loaded as `ch.send`/`ch.receive` lays out
      * [descriptor, self, args...] on the frame's stack and passes pointers
