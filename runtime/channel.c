@@ -685,9 +685,9 @@ static PyObject *get_closed(PyObject *self, void *c)
 ARGS_CHECKED(channel_send_c, channel_send, "send", 1)
 ARGS_CHECKED(channel_receive_c, channel_receive, "receive", 0)
 
-/* send() and receive() note, while they run, how deep their caller's value
- * stack is when the call came straight from it: a tasklet blocked in them
- * is then collectable with the channel on that stack (gcframes.c). */
+/* send() and receive() note, while they run, what they were called with: a
+ * tasklet blocked in them called straight from a frame's CALL is then
+ * collectable with the channel on that frame's stack (gcframes.c). */
 static PyObject *channel_send_m(PyObject *self, PyObject *const *args, Py_ssize_t nargs);
 static PyObject *channel_receive_m(PyObject *self, PyObject *const *args, Py_ssize_t nargs);
 
@@ -702,7 +702,11 @@ static PyObject *call_recorded(PyObject *self, PyObject *const *args, Py_ssize_t
 
     if (!run)
         return impl(self, args, nargs);
-    saved = cb_gc_call_enter(&run->gc_call, self, args, nargs, meth);
+    saved = run->gc_call;
+    run->gc_call.self = self;
+    run->gc_call.args = args;
+    run->gc_call.nargs = nargs;
+    run->gc_call.meth = meth;
     r = impl(self, args, nargs);
     run->gc_call = saved; /* the same tasklet: it is the one that returns here */
     return r;

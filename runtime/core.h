@@ -44,7 +44,7 @@ typedef struct cb_runstate {
     cb_ctx ctx;
     cb_pystate st;
     _PyErr_StackItem exc_state;    /* bottom of its handled-exception chain */
-    cb_gc_call gc_call;            /* blocked in a channel call: its frame's depth */
+    cb_gc_call gc_call;            /* a channel send/receive in progress (gcframes.c) */
 } cb_runstate;
 
 struct cb_tasklet {

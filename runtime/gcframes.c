@@ -17,7 +17,7 @@
  *   >= 0) while the frame waits in a Python-to-Python call or a trace call,
  *   and is -1 while it executes, e.g. a call into C; for the frame that is
  *   blocked in channel.send()/receive() called straight from its CALL, the
- *   channel methods record the depth (cb_gc_call_enter below).
+ *   depth up to the call's arguments (call_depth() below).
  * Compiled as core code for the frame layout (pycore_frame.h).
  */
 #define Py_BUILD_CORE_MODULE 1
@@ -34,15 +34,6 @@ static struct _PyInterpreterFrame *top_frame(const cb_pystate *st)
 #endif
 }
 
-static struct _PyInterpreterFrame *running_frame(PyThreadState *ts)
-{
-#ifdef CB_PY313
-    return ts->current_frame;
-#else
-    return ts->cframe ? ts->cframe->current_frame : NULL;
-#endif
-}
-
 static PyCodeObject *frame_code(struct _PyInterpreterFrame *f)
 {
 #ifdef CB_PY313
@@ -52,36 +43,30 @@ static PyCodeObject *frame_code(struct _PyInterpreterFrame *f)
 #endif
 }
 
-cb_gc_call cb_gc_call_enter(cb_gc_call *slot, PyObject *self, PyObject *const *args,
-                            Py_ssize_t nargs, PyCFunction meth)
+/* How many localsplus slots of `f` a channel call in progress proves owned:
+ * 0 unless the call's arguments lie in f's value stack with the method
+ * descriptor and `self` just below them. A CALL of a method loaded as
+ * `ch.send`/`ch.receive` lays out [descriptor, self, args...] and passes
+ * pointers into it, and those slots stay owned until the call returns; a
+ * callback or wrapper passes its own array, or lends `self` in a slot whose
+ * descriptor slot below is not the method's. */
+static int call_depth(struct _PyInterpreterFrame *f, PyCodeObject *co, const cb_gc_call *call)
 {
-    cb_gc_call saved = *slot;
-    struct _PyInterpreterFrame *f = running_frame(PyThreadState_Get());
-    PyCodeObject *co;
-    PyObject **base, **end;
+    PyObject **base, **end, **args;
     PyObject *descr;
 
-    slot->frame = NULL;
-    slot->depth = 0;
-    if (!f || (f->owner != FRAME_OWNED_BY_THREAD && f->owner != FRAME_OWNED_BY_GENERATOR) ||
-        !(co = frame_code(f)) || !args)
-        return saved;
-    /* A CALL of a method loaded as `ch.send`/`ch.receive` lays out
-     * [descriptor, self, args...] on the frame's stack and passes pointers
-     * into it; the descriptor's slot below self proves the call came
-     * straight from that layout, not from a callback or a wrapper that
-     * passes its own array (or lends `self` in a slot for the call). */
+    if (!call || !call->self || !call->args)
+        return 0;
+    args = (PyObject **)call->args;
     base = f->localsplus + co->co_nlocalsplus;
     end = base + co->co_stacksize;
-    if ((PyObject **)args < base + 2 || (PyObject **)args + nargs > end)
-        return saved;
+    if (args < base + 2 || args > end || call->nargs > end - args)
+        return 0;
     descr = args[-2];
-    if (args[-1] != self || !descr || !Py_IS_TYPE(descr, &PyMethodDescr_Type) ||
-        ((PyMethodDescrObject *)descr)->d_method->ml_meth != meth)
-        return saved;
-    slot->frame = f;
-    slot->depth = (int)((PyObject **)args + nargs - f->localsplus);
-    return saved;
+    if (args[-1] != call->self || !descr || !Py_IS_TYPE(descr, &PyMethodDescr_Type) ||
+        ((PyMethodDescrObject *)descr)->d_method->ml_meth != call->meth)
+        return 0;
+    return (int)(args + call->nargs - f->localsplus);
 }
 
 int cb_pystate_traverse(const cb_pystate *st, const cb_gc_call *call, visitproc visit, void *arg)
@@ -96,7 +81,9 @@ int cb_pystate_traverse(const cb_pystate *st, const cb_gc_call *call, visitproc 
              * its locals and stack: they are this tasklet's to visit. */
             if (f->stacktop >= 0 || !(co = frame_code(f)))
                 continue;
-            n = call && call->frame == f ? call->depth : co->co_nlocalsplus;
+            n = call_depth(f, co, call);
+            if (n == 0)
+                n = co->co_nlocalsplus;
             for (int i = 0; i < n; i++)
                 Py_VISIT(f->localsplus[i]);
             continue;
@@ -120,9 +107,7 @@ int cb_pystate_traverse(const cb_pystate *st, const cb_gc_call *call, visitproc 
             continue;
         if (f->stacktop >= 0)
             n = f->stacktop;
-        else if (call && call->frame == f)
-            n = call->depth;
-        else
+        else if ((n = call_depth(f, co, call)) == 0)
             n = co->co_nlocalsplus;
         for (int i = 0; i < n; i++)
             Py_VISIT(f->localsplus[i]);

@@ -110,18 +110,16 @@ PyObject *cb_pystate_frame(PyThreadState *ts, cb_pystate *st);
  * at least as big as a thread's. */
 int cb_pystate_budget(size_t stack_size);
 
-/* The frame blocked in a channel method called straight from its CALL, and
- * the depth of its value stack during that call (gcframes.c). */
+/* A channel method's call in progress in a tasklet: what it was called with,
+ * noted on entry and put back on return (two stores each way); whether the
+ * call came straight from a frame's stack is checked only by the collector
+ * (gcframes.c). */
 typedef struct cb_gc_call {
-    void *frame;                /* struct _PyInterpreterFrame *, NULL: none */
-    int depth;                  /* slots of localsplus owned during the call */
+    PyObject *self;             /* NULL: none */
+    PyObject *const *args;
+    Py_ssize_t nargs;
+    PyCFunction meth;           /* the method's C function */
 } cb_gc_call;
-
-/* Records in *slot the calling frame of a channel method `meth` (self, args,
- * nargs as it got them) when the call came straight from that frame's stack;
- * returns the previous record, to be put back when the method returns. */
-cb_gc_call cb_gc_call_enter(cb_gc_call *slot, PyObject *self, PyObject *const *args,
-                            Py_ssize_t nargs, PyCFunction meth);
 
 /* Visits what the frames of a suspended tasklet own (its state `st` saved,
  * not loaded in any thread): only references known to be owned (gcframes.c).

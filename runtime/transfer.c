@@ -178,8 +178,7 @@ int cb_transfer_prepare(cb_manager *m, cb_tasklet *t)
     cb_pystate_init_new(&run->st, stack->top + RUN_BYTES,
                         (size_t)(cb_stack_frames_end(stack) - stack->top) - RUN_BYTES,
                         stack->size, &run->exc_state);
-    run->gc_call.frame = NULL;
-    run->gc_call.depth = 0;
+    memset(&run->gc_call, 0, sizeof run->gc_call);
     if (cb_ctx_make(&run->ctx, stack->lo, (size_t)(stack->top - stack->lo), tasklet_entry) < 0) {
         cb_stack_release(&m->pool, stack);
         PyErr_SetString(PyExc_MemoryError, "cannot create a tasklet context");
