@@ -35,7 +35,12 @@ def spawn_cell(seed):
 
 
 class Grid:
-    """Entities bucketed by position for area-of-interest queries."""
+    """Entities bucketed by position for area-of-interest queries.
+
+    Safe for tasklets that may be preempted anywhere (frame safety): every
+    change is one step (a set's add or discard), a cell's set once made is
+    never removed (SIZE / AOI squared of them at most), and a query copies a
+    set before it loops over it."""
 
     def __init__(self):
         self.cells = {}
@@ -48,12 +53,9 @@ class Grid:
         self.cells.setdefault(self.key(e.x, e.y), set()).add(e)
 
     def remove(self, e):
-        k = self.key(e.x, e.y)
-        s = self.cells.get(k)
+        s = self.cells.get(self.key(e.x, e.y))
         if s is not None:
             s.discard(e)
-            if not s:
-                del self.cells[k]
 
     def move(self, e, x, y):
         if self.key(x, y) != self.key(e.x, e.y):
@@ -62,17 +64,6 @@ class Grid:
             self.add(e)
         else:
             e.x, e.y = x, y
-
-    def block(self, k):
-        """Entities in the 3 x 3 grid cells around grid cell `k` (a new list)."""
-        out = []
-        cells = self.cells
-        for gx in (k[0] - 1, k[0], k[0] + 1):
-            for gy in (k[1] - 1, k[1], k[1] + 1):
-                s = cells.get((gx, gy))
-                if s:
-                    out.extend(s)
-        return out
 
     def near(self, x, y, radius=AOI):
         """Entities within `radius` (<= AOI) cells of (x, y)."""
@@ -83,7 +74,7 @@ class Grid:
             for gy in (cy - 1, cy, cy + 1):
                 s = cells.get((gx, gy))
                 if s:
-                    for e in s:
+                    for e in tuple(s):
                         if abs(e.x - x) <= radius and abs(e.y - y) <= radius:
                             out.append(e)
         return out
