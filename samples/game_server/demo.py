@@ -10,11 +10,7 @@ after the bots until Ctrl-C (to look at the dashboard). Exit status 0 when
 nothing was lost, duplicated or unexpected and the server exited 0."""
 import argparse
 import os
-import signal
 import sys
-import tempfile
-import threading
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
@@ -27,41 +23,28 @@ def main():
     ap.add_argument("--seconds", type=float, default=15)
     ap.add_argument("--keep", action="store_true")
     a = ap.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        with harness.Server(a.bin_dir, os.path.join(tmp, "game.db")) as srv:
-            for line in srv.lines:
-                sys.stdout.write(line)
-            print("demo: dashboard at http://127.0.0.1:%d/ (stats: /stats.json)" % srv.port)
-            print("demo: %d bots for %g s ..." % (a.bots, a.seconds), flush=True)
-            peak = {"tasklets": 0, "rss_kib": 0, "players": 0}
-            done = threading.Event()
 
-            def sample():
-                while not done.wait(1.0):
-                    try:
-                        st = srv.stats()
-                    except OSError:
-                        continue
-                    for k in peak:
-                        peak[k] = max(peak[k], st[k])
+    def ready(srv):
+        for line in srv.lines:
+            sys.stdout.write(line)
+        print("demo: dashboard at http://127.0.0.1:%d/ (stats: /stats.json)" % srv.port)
+        print("demo: %d bots for %g s ..." % (a.bots, a.seconds), flush=True)
 
-            sampler = threading.Thread(target=sample, daemon=True)
-            sampler.start()
-            rc, res, out = harness.run_bots(a.bin_dir, srv.port, bots=a.bots, seconds=a.seconds)
-            done.set()
-            sampler.join()
-            sys.stdout.write("".join(l for l in out.splitlines(True) if not l.startswith("bots: result")))
-            if a.keep:
-                print("demo: server still running at http://127.0.0.1:%d/ - Ctrl-C to stop" % srv.port)
-                try:
-                    srv.proc.wait()
-                except KeyboardInterrupt:
-                    pass
-            code = srv.stop(signal.SIGINT)
-            for line in srv.lines:
-                if line.startswith("game_server: s"):
-                    sys.stdout.write(line)
-            s = srv.summary()
+    def bots_done(srv, out):
+        sys.stdout.write("".join(l for l in out.splitlines(True) if not l.startswith("bots: result")))
+        if a.keep:
+            print("demo: server still running at http://127.0.0.1:%d/ - Ctrl-C to stop" % srv.port)
+            try:
+                srv.proc.wait()
+            except KeyboardInterrupt:
+                pass
+
+    run = harness.run_load(a.bin_dir, a.bots, a.seconds, on_ready=ready, on_bots_done=bots_done)
+    for line in run["lines"]:
+        if line.startswith("game_server: s"):
+            sys.stdout.write(line)
+    rc, res, out, code, s, peak = (run["bots_exit"], run["result"], run["output"], run["server_exit"],
+                                   run["summary"], run["peak"])
     if not res or not s:
         print("demo: FAILED (no result)\n" + out)
         return 1

@@ -21,6 +21,8 @@
 #define _POSIX_C_SOURCE 200809L
 #include <carbon/carbon.h>
 
+#include "series.h"
+
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -53,27 +55,6 @@ static long long clock_ns(clockid_t id)
 static long long now_ns(void)
 {
     return clock_ns(CLOCK_MONOTONIC);
-}
-
-static int cmp_ll(const void *a, const void *b)
-{
-    long long x = *(const long long *)a, y = *(const long long *)b;
-
-    return (x > y) - (x < y);
-}
-
-/* Nearest-rank percentile of a sorted array. */
-static long long pct(const long long *sorted, size_t n, double p)
-{
-    long long i = (long long)(p / 100.0 * (double)n + 0.5) - 1;
-
-    if (n == 0)
-        return 0;
-    if (i < 0)
-        i = 0;
-    if (i >= (long long)n)
-        i = (long long)n - 1;
-    return sorted[i];
 }
 
 /* Nanoseconds this thread has waited for a CPU while runnable (the run
@@ -131,9 +112,9 @@ int main(int argc, char **argv)
     carbon_stats st;
     struct sigaction sa;
     struct rlimit rl;
-    long long *ticks = NULL, *cpu = NULL, *waits = NULL, *own = NULL, next, period, started, over = 0;
+    series ticks = {0}, cpu = {0}, waits = {0}, own = {0}; /* per tick, ns */
+    long long next, period, started, over = 0;
     int schedstat = open("/proc/thread-self/schedstat", O_RDONLY | O_CLOEXEC);
-    size_t nticks = 0, cap = 0;
     unsigned long long late = 0, tasklets = 0;
     int rc, status = 0;
 
@@ -224,37 +205,18 @@ int main(int argc, char **argv)
          * other processes and threads (the GIL) took from it. */
         cpu_ns = clock_ns(CLOCK_THREAD_CPUTIME_ID) - cpu0;
         wait_ns = wait0 < 0 ? 0 : runq_wait_ns(schedstat) - wait0;
-        if (nticks == cap) {
-            long long *grown, *grown_cpu;
-
-            cap = cap ? cap * 2 : 4096;
-            grown = realloc(ticks, cap * sizeof *ticks);
-            if (grown)
-                ticks = grown;
-            grown_cpu = realloc(cpu, cap * sizeof *cpu);
-            if (grown_cpu)
-                cpu = grown_cpu;
-            if (grown_cpu && (grown_cpu = realloc(waits, cap * sizeof *waits)))
-                waits = grown_cpu;
-            if (grown_cpu && (grown_cpu = realloc(own, cap * sizeof *own)))
-                own = grown_cpu;
-            if (!grown || !grown_cpu) {
-                fprintf(stderr, "game_server: out of memory\n");
-                status = 1;
-                break;
-            }
+        if (series_push(&ticks, (double)st.elapsed_ns) < 0 || series_push(&cpu, (double)cpu_ns) < 0 ||
+            series_push(&waits, (double)wait_ns) < 0 || series_push(&own, (double)(st.elapsed_ns - wait_ns)) < 0) {
+            fprintf(stderr, "game_server: out of memory\n");
+            status = 1;
+            break;
         }
-        cpu[nticks] = cpu_ns;
-        waits[nticks] = wait_ns;
-        own[nticks] = st.elapsed_ns - wait_ns;
-        ticks[nticks++] = st.elapsed_ns;
         if (st.elapsed_ns > (int64_t)(budget_ms * 1e6))
             over++;
         tasklets = st.runnable + st.blocked + st.sleeping + st.waiting_frames;
         /* The dashboard's numbers: a few microseconds, outside the tick. */
-        snprintf(code, sizeof code, "gameserver.host_frame(%lld, %lld, %lld, %llu, %llu)\n",
-                 (long long)st.elapsed_ns, cpu_ns, wait_ns, tasklets, late);
-        if (carbon_run_string(code) != CARBON_OK)
+        if (carbon_call_fmt("gameserver", "host_frame", NULL, "(LLLKK)", (long long)st.elapsed_ns, cpu_ns,
+                            wait_ns, tasklets, late) != CARBON_OK)
             fprintf(stderr, "game_server: host_frame: %s\n", carbon_last_error());
 
         next += period;
@@ -278,23 +240,23 @@ int main(int argc, char **argv)
         fprintf(stderr, "game_server: shutdown: %s\n", carbon_last_error());
         status = 1;
     }
-    qsort(ticks, nticks, sizeof *ticks, cmp_ll);
-    qsort(cpu, nticks, sizeof *cpu, cmp_ll);
-    qsort(waits, nticks, sizeof *waits, cmp_ll);
-    qsort(own, nticks, sizeof *own, cmp_ll);
+    series_sort(&ticks);
+    series_sort(&cpu);
+    series_sort(&waits);
+    series_sort(&own);
     printf("game_server: summary frames=%zu late=%llu budget_ms=%.1f tick_p50_ms=%.3f tick_p99_ms=%.3f "
            "tick_max_ms=%.3f over_budget=%lld cpu_p50_ms=%.3f cpu_p99_ms=%.3f cpu_max_ms=%.3f "
            "runq_wait_p50_ms=%.3f runq_wait_p99_ms=%.3f unqueued_p50_ms=%.3f unqueued_p99_ms=%.3f "
            "tasklets=%llu rss_kib=%ld\n",
-           nticks, late, budget_ms, pct(ticks, nticks, 50) / 1e6, pct(ticks, nticks, 99) / 1e6,
-           nticks ? ticks[nticks - 1] / 1e6 : 0.0, over, pct(cpu, nticks, 50) / 1e6, pct(cpu, nticks, 99) / 1e6,
-           nticks ? cpu[nticks - 1] / 1e6 : 0.0, pct(waits, nticks, 50) / 1e6, pct(waits, nticks, 99) / 1e6,
-           pct(own, nticks, 50) / 1e6, pct(own, nticks, 99) / 1e6, tasklets, rss_kib());
+           ticks.n, late, budget_ms, series_pct(&ticks, 50) / 1e6, series_pct(&ticks, 99) / 1e6,
+           series_max(&ticks) / 1e6, over, series_pct(&cpu, 50) / 1e6, series_pct(&cpu, 99) / 1e6,
+           series_max(&cpu) / 1e6, series_pct(&waits, 50) / 1e6, series_pct(&waits, 99) / 1e6,
+           series_pct(&own, 50) / 1e6, series_pct(&own, 99) / 1e6, tasklets, rss_kib());
     fflush(stdout);
-    free(ticks);
-    free(cpu);
-    free(waits);
-    free(own);
+    series_free(&ticks);
+    series_free(&cpu);
+    series_free(&waits);
+    series_free(&own);
     if (schedstat >= 0)
         close(schedstat);
     if ((rc = carbon_shutdown()) != CARBON_OK) {

@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
@@ -94,6 +95,51 @@ class Server:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+
+
+def run_load(bin_dir, bots, seconds, timeout=None, settle=0.0, on_ready=None, on_bots_done=None):
+    """A fresh server (its database in a temporary directory) under `bots`
+    bots for `seconds`: for `tools/dev demo` and `tools/bench --only
+    gameserver`.
+
+    Samples /stats.json once a second for the peaks of RSS (+ page tables),
+    tasklets and players; stops the server with SIGINT after the bots.
+    on_ready(srv) runs once the server listens, before `settle` seconds of
+    quiet and the baseline RSS; on_bots_done(srv, bots_output) after the
+    bots, before the stop. Returns a dict: bots_exit, result (the bots'
+    result line), output (the bots' output), server_exit, summary (the
+    host's summary line), lines (the server's output), rss_base_kib, peak."""
+    with tempfile.TemporaryDirectory() as tmp:
+        with Server(bin_dir, os.path.join(tmp, "game.db")) as srv:
+            if on_ready:
+                on_ready(srv)
+            time.sleep(settle)
+            base = srv.stats()["rss_kib"]
+            peak = {"rss_kib": base, "tasklets": 0, "players": 0}
+            done = threading.Event()
+
+            def sample():
+                while not done.wait(1.0):
+                    try:
+                        st = srv.stats()
+                    except OSError:
+                        continue
+                    for k in peak:
+                        peak[k] = max(peak[k], st[k])
+
+            sampler = threading.Thread(target=sample, daemon=True)
+            sampler.start()
+            try:
+                rc, res, out = run_bots(bin_dir, srv.port, bots=bots, seconds=seconds, timeout=timeout)
+            finally:
+                done.set()
+                sampler.join()
+            if on_bots_done:
+                on_bots_done(srv, out)
+            code = srv.stop(signal.SIGINT, timeout=60)
+            return {"bots_exit": rc, "result": res, "output": out, "server_exit": code,
+                    "summary": srv.summary(), "lines": list(srv.lines), "rss_base_kib": base,
+                    "peak": peak}
 
 
 def parse_kv(text):

@@ -13,11 +13,8 @@ before the bots) / bots. Target at 1000 bots: 0 lost, tick p99 within budget.
 import argparse
 import json
 import os
-import signal
 import subprocess
 import sys
-import tempfile
-import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -32,34 +29,14 @@ def log(msg):
 
 
 def one(bin_dir, n, seconds):
-    with tempfile.TemporaryDirectory() as tmp:
-        with harness.Server(bin_dir, os.path.join(tmp, "game.db")) as srv:
-            time.sleep(1.0)
-            base = srv.stats()["rss_kib"]
-            peak = {"rss_kib": base, "tasklets": 0, "players": 0}
-            done = threading.Event()
-
-            def sample():
-                while not done.wait(1.0):
-                    try:
-                        st = srv.stats()
-                    except OSError:
-                        continue
-                    for k in peak:
-                        peak[k] = max(peak[k], st[k])
-
-            th = threading.Thread(target=sample, daemon=True)
-            th.start()
-            rc, res, out = harness.run_bots(bin_dir, srv.port, bots=n, seconds=seconds,
-                                            timeout=seconds + 180)
-            done.set()
-            th.join()
-            code = srv.stop(signal.SIGINT, timeout=60)
-            s = srv.summary()
+    load = open("/proc/loadavg").read().split()[0]     # the machine's, as the row starts
+    run = harness.run_load(bin_dir, n, seconds, timeout=seconds + 180, settle=1.0)
+    res, s, code, rc = run["result"], run["summary"], run["server_exit"], run["bots_exit"]
+    base, peak = run["rss_base_kib"], run["peak"]
     if not res or not s:
-        raise RuntimeError("no result for %d bots:\n%s" % (n, out))
+        raise RuntimeError("no result for %d bots:\n%s" % (n, run["output"]))
     return {
-        "workload": "gameserver", "bots": n, "seconds": res["seconds"],
+        "workload": "gameserver", "bots": n, "seconds": res["seconds"], "loadavg": float(load),
         "logged_in": res["logged_in"], "msgs_per_s": round(res["in_per_s"] + res["out_per_s"]),
         "in_per_s": res["in_per_s"], "out_per_s": res["out_per_s"],
         "lost": res["lost"], "duplicated": res["duplicated"], "unexpected": res["unexpected"],

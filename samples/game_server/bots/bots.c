@@ -26,6 +26,8 @@
 #define _POSIX_C_SOURCE 200809L
 #include <uv.h>
 
+#include "../series.h"
+
 #include <math.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -71,8 +73,7 @@ static double t0, phase_t;
 static int next_connect, connected, logged_in, closed_n, connect_failed;
 static unsigned long long msgs_in, msgs_out, lost, dup, unexpected, errors_wall, snaps, chat_lines;
 static unsigned long long foreign_chat;
-static double *rtt_move, *rtt_chat;
-static size_t n_move, cap_move, n_chat, cap_chat;
+static series rtt_move, rtt_chat; /* ms */
 static double run_t0, run_t1;
 static unsigned rng_state = 12345;
 static char first_unexpected[256];
@@ -101,17 +102,12 @@ static void note_unexpected(bot *b, const char *fmt, ...)
     va_end(ap);
 }
 
-static void push(double **v, size_t *n, size_t *cap, double x)
+static void push(series *s, double x)
 {
-    if (*n == *cap) {
-        *cap = *cap ? *cap * 2 : 4096;
-        *v = realloc(*v, *cap * sizeof **v);
-        if (!*v) {
-            fprintf(stderr, "bots: out of memory\n");
-            exit(3);
-        }
+    if (series_push(s, x) < 0) {
+        fprintf(stderr, "bots: out of memory\n");
+        exit(3);
     }
-    (*v)[(*n)++] = x;
 }
 
 /* ---- writing ------------------------------------------------------------------- */
@@ -248,7 +244,7 @@ static void handle_line(bot *b, char *line)
             int ey = b->move_wall ? b->y : b->y + b->move_dy;
             if (x != ex || y != ey)
                 note_unexpected(b, "move %d: at (%d,%d), expected (%d,%d)", b->move_id, x, y, ex, ey);
-            push(&rtt_move, &n_move, &cap_move, now_ms() - b->move_sent_ms);
+            push(&rtt_move, now_ms() - b->move_sent_ms);
             b->move_pending = 0;
         } else if (ack > b->move_id) {
             note_unexpected(b, "ack %lld for move %d", ack, b->move_id);
@@ -286,7 +282,7 @@ static void handle_line(bot *b, char *line)
         }
         b->chats[v].to = (int)to;
         b->chats_unacked--;
-        push(&rtt_chat, &n_chat, &cap_chat, now_ms() - b->chats[v].sent_ms);
+        push(&rtt_chat, now_ms() - b->chats[v].sent_ms);
     } else if (!strcmp(type, "error")) {
         find_str(line, "\"code\":\"", code, sizeof code);
         if (!strcmp(code, "wall") && find_ll(line, "\"id\":", &v) && b->move_pending && v == b->move_id) {
@@ -470,26 +466,6 @@ static void on_timer(uv_timer_t *h)
     }
 }
 
-static int cmp_d(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-
-    return (x > y) - (x < y);
-}
-
-static double pctd(double *v, size_t n, double p)
-{
-    long long i = (long long)(p / 100.0 * (double)n + 0.5) - 1;
-
-    if (n == 0)
-        return 0;
-    if (i < 0)
-        i = 0;
-    if (i >= (long long)n)
-        i = (long long)n - 1;
-    return v[i];
-}
-
 static void usage(void)
 {
     fprintf(stderr, "usage: game_bots --port P [--host H] [--bots N] [--seconds T] [--prefix NAME]\n"
@@ -571,8 +547,8 @@ int main(int argc, char **argv)
     lost += moves_unacked + chats_unacked + deliveries_missing;
     dup += over;
     run_s = (run_t1 - run_t0) / 1000.0;
-    qsort(rtt_move, n_move, sizeof *rtt_move, cmp_d);
-    qsort(rtt_chat, n_chat, sizeof *rtt_chat, cmp_d);
+    series_sort(&rtt_move);
+    series_sort(&rtt_chat);
     printf("bots: %d bots, %d connected, %d logged in, %.1f s run\n", nbots, connected, logged_in, run_s);
     printf("bots: messages in %llu (%.0f/s), out %llu (%.0f/s); %llu snapshots, %llu chat lines "
            "delivered for %llu sent, %llu moves into walls\n",
@@ -584,14 +560,14 @@ int main(int argc, char **argv)
     if (first_unexpected[0])
         printf("bots: first unexpected: %s\n", first_unexpected);
     printf("bots: round trip move p50 %.1f ms p99 %.1f ms (includes the world tick), chat p50 %.1f ms p99 %.1f ms\n",
-           pctd(rtt_move, n_move, 50), pctd(rtt_move, n_move, 99), pctd(rtt_chat, n_chat, 50),
-           pctd(rtt_chat, n_chat, 99));
+           series_pct(&rtt_move, 50), series_pct(&rtt_move, 99), series_pct(&rtt_chat, 50),
+           series_pct(&rtt_chat, 99));
     printf("bots: result bots=%d connected=%d logged_in=%d seconds=%.2f msgs_in=%llu msgs_out=%llu "
            "in_per_s=%.0f out_per_s=%.0f lost=%llu duplicated=%llu unexpected=%llu "
            "rtt_move_p50_ms=%.2f rtt_move_p99_ms=%.2f rtt_chat_p50_ms=%.2f rtt_chat_p99_ms=%.2f\n",
            nbots, connected, logged_in, run_s, msgs_in, msgs_out, msgs_in / (run_s > 0 ? run_s : 1),
-           msgs_out / (run_s > 0 ? run_s : 1), lost, dup, unexpected, pctd(rtt_move, n_move, 50),
-           pctd(rtt_move, n_move, 99), pctd(rtt_chat, n_chat, 50), pctd(rtt_chat, n_chat, 99));
+           msgs_out / (run_s > 0 ? run_s : 1), lost, dup, unexpected, series_pct(&rtt_move, 50),
+           series_pct(&rtt_move, 99), series_pct(&rtt_chat, 50), series_pct(&rtt_chat, 99));
     fflush(stdout);
     uv_loop_close(loop);
     for (int i = 0; i < nbots; i++) {
@@ -600,7 +576,7 @@ int main(int argc, char **argv)
         free(bots[i].chats);
     }
     free(bots);
-    free(rtt_move);
-    free(rtt_chat);
+    series_free(&rtt_move);
+    series_free(&rtt_chat);
     return (connected == nbots && logged_in == nbots && lost == 0 && dup == 0 && unexpected == 0) ? 0 : 1;
 }
