@@ -142,8 +142,8 @@ class Conn:
         bytes may go to many connections. It is written at the start of
         the next frame; with flush=False (chat lines) only with the next
         write that is due anyway: at the latest the player's next snapshot,
-        within a world tick. (At 1000 players that saves a quarter of the
-        writes, each a loopback send of ~5 us.)"""
+        within a world tick. (At 1000 players: 1.03 writes per snapshot
+        instead of 1.31, each a loopback send of ~5 us of CPU.)"""
         if self.closing:
             return
         out = self.out
