@@ -41,3 +41,24 @@ set_target_properties(carbon_faultshim PROPERTIES LIBRARY_OUTPUT_DIRECTORY ${CAR
 add_test(NAME stress.short COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/stress/stress.py
          --threads 4 --tasklets 100 --messages 20000 --seconds 5)
 set_tests_properties(stress.short PROPERTIES ENVIRONMENT "${_rel_env}" TIMEOUT 120)
+
+# Stress at carbon_shutdown, short form: 10,000 tasklets blocked on channels,
+# sleeping and reading loopback sockets over the host and 3 workers, every
+# finally counted (tools/dev stress: 100,000; tools/dev valgrind runs this one).
+if(TARGET carbon_embed)
+    add_executable(shutdown_stress stress/shutdown_stress.c)
+    target_link_libraries(shutdown_stress PRIVATE carbon_embed)
+    target_compile_definitions(shutdown_stress PRIVATE
+        SHUTDOWN_SCRIPT="${CMAKE_CURRENT_SOURCE_DIR}/stress/shutdown_script.py")
+    set_target_properties(shutdown_stress PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${PROJECT_BINARY_DIR}/tests)
+    add_test(NAME stress.shutdown COMMAND shutdown_stress --tasklets 10000 --workers 3 --pairs 50)
+    set_tests_properties(stress.shutdown PROPERTIES ENVIRONMENT "PYTHONDONTWRITEBYTECODE=1;PYTHONFAULTHANDLER=1;${SAN_ENV}"
+                         TIMEOUT 600)
+endif()
+
+# Stress: spawn/finish churn with flat RSS + VmPTE, short form: 3 s on the host
+# thread and 3 workers (tools/dev stress: 60 s).
+add_test(NAME stress.churn COMMAND carbon ${CMAKE_CURRENT_SOURCE_DIR}/stress/churn.py
+         --seconds 3 --warmup 1 --workers 3)
+set_tests_properties(stress.churn PROPERTIES ENVIRONMENT "PYTHONDONTWRITEBYTECODE=1;PYTHONFAULTHANDLER=1;${SAN_ENV}"
+                     TIMEOUT 120)
