@@ -19,8 +19,9 @@ def main():
     found = program.check_range(a.seed, a.count)
     dt = time.monotonic() - t0
     if found is None:
-        print("fuzz: %d programs (seeds %d..%d) agree with the model in %.1f s"
-              % (a.count, a.seed, a.seed + a.count - 1, dt))
+        print("fuzz: %d programs (seeds %d..%d) agree with the model in %.1f s "
+              "(%d outside the model: a loop re-entering a loop owner)"
+              % (a.count, a.seed, a.seed + a.count - 1, dt, program.OUT_OF_SCOPE[0]))
         return 0
     seed, prog, real, model = found
     print("fuzz: seed %d differs from the model; minimized program:" % seed)

@@ -7,67 +7,59 @@ the main tasklet's op list. `generate(rng)` makes one; `run_real` and
 """
 import random
 
-TASKLET_OPS = ("log", "schedule", "send", "recv", "kill", "remove", "insert")
-MAIN_OPS = ("spawn", "run", "run_n", "send", "recv", "kill", "insert")
+TASKLET_OPS = ("log", "schedule", "send", "recv", "kill", "remove", "insert",
+               "throw", "run_t", "switch", "nested_run", "close", "open")
+MAIN_OPS = ("spawn", "run", "run_n", "send", "recv", "kill", "insert",
+            "throw", "run_t", "switch", "close", "open")
+
+
+def _op(rng, kind, ntask, nchan, lo, hi):
+    if kind == "log":
+        return ("log", rng.randint(0, 9))
+    if kind in ("send",):
+        return ("send", rng.randrange(nchan), rng.randint(lo, hi))
+    if kind in ("recv", "close", "open"):
+        return (kind, rng.randrange(nchan))
+    if kind in ("kill", "throw"):
+        return (kind, rng.randrange(ntask), rng.random() < 0.5)
+    if kind in ("insert", "run_t", "switch", "spawn"):
+        return (kind, rng.randrange(ntask))
+    if kind == "run_n":
+        return ("run_n", rng.randint(1, 3))
+    return (kind,)
 
 
 def generate(rng, max_tasklets=5, max_ops=6, max_main=8):
     nchan = rng.randint(1, 2)
     prefs = [rng.choice((-1, 0, 1)) for _ in range(nchan)]
     ntask = rng.randint(1, max_tasklets)
+    # close/open are rarer: a closed channel ends most of a program
+    tops = TASKLET_OPS + ("log", "schedule", "send", "recv", "send", "recv")
+    mops = MAIN_OPS + ("run", "send", "recv")
     bodies = []
     for tid in range(ntask):
-        ops = []
-        for _ in range(rng.randint(0, max_ops)):
-            kind = rng.choice(TASKLET_OPS)
-            if kind == "log":
-                ops.append(("log", rng.randint(0, 9)))
-            elif kind == "schedule":
-                ops.append(("schedule",))
-            elif kind == "send":
-                ops.append(("send", rng.randrange(nchan), rng.randint(10, 99)))
-            elif kind == "recv":
-                ops.append(("recv", rng.randrange(nchan)))
-            elif kind == "remove":
-                ops.append(("remove",))
-            elif kind == "insert":
-                ops.append(("insert", rng.randrange(ntask)))
-            else:
-                ops.append(("kill", rng.randrange(ntask)))
-        bodies.append(ops)
+        bodies.append([_op(rng, rng.choice(tops), ntask, nchan, 10, 99)
+                       for _ in range(rng.randint(0, max_ops))])
     main = [("spawn", tid) for tid in range(ntask) if rng.random() < 0.7]
     for _ in range(rng.randint(1, max_main)):
-        kind = rng.choice(MAIN_OPS)
-        if kind == "spawn":
-            main.append(("spawn", rng.randrange(ntask)))
-        elif kind == "run":
-            main.append(("run",))
-        elif kind == "run_n":
-            main.append(("run_n", rng.randint(1, 3)))
-        elif kind == "send":
-            main.append(("send", rng.randrange(nchan), rng.randint(100, 199)))
-        elif kind == "recv":
-            main.append(("recv", rng.randrange(nchan)))
-        elif kind == "insert":
-            main.append(("insert", rng.randrange(ntask)))
-        else:
-            main.append(("kill", rng.randrange(ntask)))
+        main.append(_op(rng, rng.choice(mops), ntask, nchan, 100, 199))
     main.append(("run",))
-    return {"prefs": prefs, "bodies": bodies, "main": main}
+    return {"prefs": prefs, "bodies": bodies, "main": main, "nested": rng.random() < 0.5}
 
 
 def _final(trace, chans, tasklets):
     trace.append(("balances", tuple(c.balance for c in chans)))
+    trace.append(("closing", tuple(bool(c.closing) for c in chans)))
+    trace.append(("closed", tuple(bool(c.closed) for c in chans)))
     trace.append(("alive", tuple(sorted(tid for tid, t in tasklets.items() if t.alive))))
 
 
-def real_insert(trace, t, who):
-    if t is None:
-        return
-    try:
-        t.insert()
-    except RuntimeError as e:
-        trace.append(("insert-error", who, "blocked" if "blocked" in str(e) else "dead"))
+def _rt_kind(e):
+    msg = str(e)
+    for kind in ("Deadlock", "blocked", "dead", "interrupted"):
+        if kind in msg:
+            return kind
+    return msg
 
 
 def run_real(prog):
@@ -80,107 +72,164 @@ def run_real(prog):
         chans.append(c)
     tasklets = {}
 
+    class Boom(Exception):
+        pass
+
+    def do(op, who):
+        """One operation common to tasklets and main."""
+        k = op[0]
+        if k == "send":
+            chans[op[1]].send(op[2])
+        elif k == "recv":
+            trace.append(("got" if who != "main" else "main-got", who, chans[op[1]].receive()))
+        elif k == "close":
+            chans[op[1]].close()
+        elif k == "open":
+            chans[op[1]].open()
+        elif k in ("kill", "throw", "insert", "run_t", "switch"):
+            t = tasklets.get(op[1])
+            if t is None:
+                return
+            if k == "kill":
+                t.kill(pending=op[2])
+            elif k == "throw":
+                t.throw(Boom(), pending=op[2])
+            elif k == "insert":
+                t.insert()
+            elif k == "run_t":
+                t.run()
+            else:
+                t.switch()
+        else:
+            raise AssertionError(op)
+
     def body(tid, ops):
         try:
             for op in ops:
                 k = op[0]
-                if k == "log":
-                    trace.append(("log", tid, op[1]))
-                elif k == "schedule":
-                    s.schedule()
-                elif k == "send":
-                    chans[op[1]].send(op[2])
-                elif k == "recv":
-                    trace.append(("got", tid, chans[op[1]].receive()))
-                elif k == "kill":
-                    t = tasklets.get(op[1])
-                    if t is not None:
-                        t.kill(pending=True)
-                elif k == "remove":
-                    s.schedule_remove()
-                elif k == "insert":
-                    real_insert(trace, tasklets.get(op[1]), tid)
+                try:
+                    if k == "log":
+                        trace.append(("log", tid, op[1]))
+                    elif k == "schedule":
+                        s.schedule()
+                    elif k == "remove":
+                        s.schedule_remove()
+                    elif k == "nested_run":
+                        s.run()
+                    else:
+                        do(op, tid)
+                except ValueError:
+                    trace.append(("closed", tid))
+                except RuntimeError as e:
+                    trace.append(("rt-error", tid, _rt_kind(e)))
             trace.append(("end", tid))
         except s.TaskletExit:
             trace.append(("exit", tid))
             raise
+        except Boom:
+            trace.append(("boom", tid))
+            raise
         finally:
             trace.append(("finally", tid))
 
-    for op in prog["main"]:
-        k = op[0]
-        try:
-            if k == "spawn":
-                if op[1] not in tasklets:
-                    tasklets[op[1]] = s.tasklet(body)(op[1], prog["bodies"][op[1]])
-            elif k == "run":
+    old_nested = s.get_use_nested_tasklets()
+    s.set_use_nested_tasklets(prog.get("nested", True))
+    try:
+        for op in prog["main"]:
+            k = op[0]
+            try:
+                if k == "spawn":
+                    if op[1] not in tasklets:
+                        tasklets[op[1]] = s.tasklet(body)(op[1], prog["bodies"][op[1]])
+                elif k == "run":
+                    s.run()
+                elif k == "run_n":
+                    s.run_n_tasklets(op[1])
+                else:
+                    do(op, "main")
+            except RuntimeError as e:
+                trace.append(("main-error", _rt_kind(e)))
+            except ValueError:
+                trace.append(("main-error", "closed"))
+            except Boom:
+                trace.append(("main-exc", "Boom"))
+        _final(trace, chans, tasklets)
+        result = list(trace)
+    finally:
+        # leave nothing behind for the next program (not traced)
+        for c in chans:
+            c.open()
+        for _ in range(10):
+            alive = [t for t in tasklets.values() if t.alive]
+            if not alive:
+                break
+            for t in alive:
+                t.kill(pending=True)
+            try:
                 s.run()
-            elif k == "run_n":
-                s.run_n_tasklets(op[1])
-            elif k == "send":
-                chans[op[1]].send(op[2])
-            elif k == "recv":
-                trace.append(("main-got", chans[op[1]].receive()))
-            elif k == "kill":
-                t = tasklets.get(op[1])
-                if t is not None:
-                    t.kill(pending=True)
-            elif k == "insert":
-                real_insert(trace, tasklets.get(op[1]), "main")
-        except RuntimeError as e:
-            trace.append(("main-error", "Deadlock" if "Deadlock" in str(e) else str(e)))
-    _final(trace, chans, tasklets)
-    result = list(trace)
-    # leave nothing behind for the next program (not traced)
-    for t in tasklets.values():
-        if t.alive:
-            t.kill(pending=True)
-    s.run()
+            except Exception:
+                pass
+        s.set_use_nested_tasklets(old_nested)
     return result
 
 
-def model_insert(m, trace, t, who):
-    if t is None:
-        return
-    if t.chan is not None:
-        trace.append(("insert-error", who, "blocked"))
-    elif not t.alive:
-        trace.append(("insert-error", who, "dead"))
-    else:
-        m.append(t)
-
-
 def run_model(prog):
-    from model import Model, MChannel, MTasklet, Deadlock, TaskletExitModel
+    from model import (Model, MChannel, MTasklet, Deadlock, TaskletExitModel, BoomModel,
+                       ClosedModel, RuntimeErrorModel)
     trace = []
-    m = Model(trace)
+    m = Model(trace, prog.get("nested", True))
     chans = [MChannel(p) for p in prog["prefs"]]
     tasklets = {}
+
+    def insert(t):
+        if t.blocked:
+            raise RuntimeErrorModel("blocked")
+        if not t.alive:
+            raise RuntimeErrorModel("dead")
+        m.make_runnable(t, False)
 
     def body(tid, ops):
         try:
             for op in ops:
                 k = op[0]
-                if k == "log":
-                    trace.append(("log", tid, op[1]))
-                elif k == "schedule":
-                    yield ("schedule",)
-                elif k == "send":
-                    yield ("send", chans[op[1]], op[2])
-                elif k == "recv":
-                    v = yield ("recv", chans[op[1]])
-                    trace.append(("got", tid, v))
-                elif k == "kill":
-                    t = tasklets.get(op[1])
-                    if t is not None:
-                        yield ("kill", t)
-                elif k == "remove":
-                    yield ("remove",)
-                elif k == "insert":
-                    model_insert(m, trace, tasklets.get(op[1]), tid)
+                try:
+                    if k == "log":
+                        trace.append(("log", tid, op[1]))
+                    elif k == "schedule":
+                        yield ("schedule",)
+                    elif k == "remove":
+                        yield ("remove",)
+                    elif k == "nested_run":
+                        yield ("nested_run",)
+                    elif k == "send":
+                        yield ("send", chans[op[1]], op[2])
+                    elif k == "recv":
+                        v = yield ("recv", chans[op[1]])
+                        trace.append(("got", tid, v))
+                    elif k == "close":
+                        chans[op[1]].closing = True
+                    elif k == "open":
+                        chans[op[1]].closing = False
+                    else:
+                        t = tasklets.get(op[1])
+                        if t is None:
+                            continue
+                        if k == "insert":
+                            insert(t)
+                        elif k in ("kill", "throw"):
+                            yield (k, t, op[2])
+                        else:
+                            yield (k, t)
+                except ClosedModel:
+                    trace.append(("closed", tid))
+                except RuntimeErrorModel as e:
+                    trace.append(("rt-error", tid, e.kind))
             trace.append(("end", tid))
         except TaskletExitModel:
             trace.append(("exit", tid))
+            raise
+        except BoomModel:
+            trace.append(("boom", tid))
             raise
         finally:
             trace.append(("finally", tid))
@@ -194,29 +243,57 @@ def run_model(prog):
                     tasklets[op[1]] = t
                     m.append(t)
             elif k == "run":
-                m.run()
+                m.raise_(m.run_toplevel())
             elif k == "run_n":
-                m.run(limit=op[1])
+                m.raise_(m.run_toplevel(limit=op[1]))
             elif k == "send":
                 m.main_send(chans[op[1]], op[2])
             elif k == "recv":
-                trace.append(("main-got", m.main_recv(chans[op[1]])))
-            elif k == "kill":
+                trace.append(("main-got", "main", m.main_recv(chans[op[1]])))
+            elif k == "close":
+                chans[op[1]].closing = True
+            elif k == "open":
+                chans[op[1]].closing = False
+            else:
                 t = tasklets.get(op[1])
-                if t is not None:
-                    m.kill(t)
-            elif k == "insert":
-                model_insert(m, trace, tasklets.get(op[1]), "main")
+                if t is None:
+                    continue
+                if k == "insert":
+                    insert(t)
+                elif k == "kill":
+                    m.raise_(m.kill("main", t, op[2]))
+                elif k == "throw":
+                    m.raise_(m.throw("main", t, BoomModel(), op[2]))
+                elif k == "run_t":
+                    m.raise_(m.run_tasklet_checked("main", t))
+                elif k == "switch":
+                    m.raise_(m.switch_checked("main", t))
         except Deadlock:
             trace.append(("main-error", "Deadlock"))
+        except RuntimeErrorModel as e:
+            trace.append(("main-error", e.kind))
+        except ClosedModel:
+            trace.append(("main-error", "closed"))
+        except BoomModel:
+            trace.append(("main-exc", "Boom"))
     _final(trace, chans, tasklets)
-    return trace
+    # a copy: generators of tasklets left alive run their finally when collected
+    return list(trace)
+
+
+OUT_OF_SCOPE = [0]
 
 
 def mismatch(prog):
-    """None if the traces agree, else (real, model)."""
+    """None if the traces agree (or the program is outside the model,
+    counted in OUT_OF_SCOPE), else (real, model)."""
+    from model import OutOfScope
+    try:
+        model = run_model(prog)
+    except OutOfScope:
+        OUT_OF_SCOPE[0] += 1
+        return None
     real = run_real(prog)
-    model = run_model(prog)
     return None if real == model else (real, model)
 
 
@@ -242,7 +319,8 @@ def minimize(prog):
 
 
 def program_text(prog):
-    lines = ["channels: preferences %s" % (prog["prefs"],)]
+    lines = ["mode: %s" % ("nested" if prog.get("nested", True) else "flat"),
+             "channels: preferences %s" % (prog["prefs"],)]
     for tid, ops in enumerate(prog["bodies"]):
         lines.append("tasklet %d: %s" % (tid, ops))
     lines.append("main: %s" % (prog["main"],))
