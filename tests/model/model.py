@@ -10,7 +10,10 @@ next, who yields), blocking, balance, close() and open(); the main tasklet
 blocking (it runs the queue until its transfer is done, else Deadlock);
 kill() and throw(), pending or not, of unstarted, queued, blocked, paused
 and current tasklets; an exception escaping a tasklet raised in the loop
-that ran it; and "an exception beats a completed transfer".
+that ran it; and "an exception beats a completed transfer"; the switch
+trap (`switch_trap()`: every switch raises, queued tasklets stay queued, a
+transfer that would yield to its partner does not) and `block_trap` (an
+operation that would block raises).
 
 Tasklet bodies are generators that yield requests to the model scheduler;
 the trace they append to must equal the one the real module produces.
@@ -71,6 +74,7 @@ class MTasklet:
         self.resume_value = None
         self.xfer_done = False   # its blocked operation was completed
         self.in_loop = False     # a child of its run loop is running
+        self.block_trap = False
 
 
 class MChannel:
@@ -96,6 +100,8 @@ class Model:
         self.current = MAIN
         self.main_blocked = False
         self.main_value = None
+        self.switch_trap = 0     # the level switch_trap() sets
+        self.main_block_trap = False
 
     # ---- queue ----
     def queued(self, t):
@@ -274,6 +280,20 @@ class Model:
             return e
         return None
 
+    def trapped(self):
+        """The error of a switch while the switch trap is up, or None."""
+        return RuntimeErrorModel("trap") if self.switch_trap != 0 else None
+
+    def may_block(self, c):
+        """The error of an operation that would block c, or None."""
+        if (self.main_block_trap if c is MAIN else c.block_trap):
+            return RuntimeErrorModel("block_trap")
+        if self.switch_trap != 0:
+            return RuntimeErrorModel("trap")
+        if c is MAIN and self.first() is None:
+            return Deadlock()
+        return None
+
     def suspend(self, c, kind, value=None):
         c.resume = kind
         c.resume_value = value
@@ -284,14 +304,14 @@ class Model:
         (goes on), ("send", value) or an exception to raise in c."""
         op = req[0]
         if op == "schedule":
-            e = self.deferred(c)
+            e = self.deferred(c) or self.trapped()
             if e:
                 return e
             self.unqueue(c)
             self.append(c)
             return self.suspend(c, "yield")
         if op == "remove":
-            e = self.deferred(c)
+            e = self.deferred(c) or self.trapped()
             if e:
                 return e
             self.unqueue(c)
@@ -326,6 +346,9 @@ class Model:
             return None
         if ch.closing:
             return ClosedModel()
+        e = self.may_block(c)
+        if e:
+            return e
         ch.waiters.append((c, 1, v))
         c.chan, c.blocked = ch, True
         self.unqueue(c)
@@ -344,16 +367,23 @@ class Model:
                 if out is YIELD:
                     c.resume = "recv_yield"
                     c.resume_value = v   # dropped if an exception comes first
+                elif out is None:        # trapped: no yield
+                    return ("send", v)
                 return out
             return ("send", v)
         if ch.closing:
             return ClosedModel()
+        e = self.may_block(c)
+        if e:
+            return e
         ch.waiters.append((c, -1, None))
         c.chan, c.blocked = ch, True
         self.unqueue(c)
         return self.suspend(c, "wait")
 
     def yield_to_partner(self, c):
+        if self.switch_trap != 0:
+            return None          # trapped: the partner waits in the queue
         e = self.deferred(c)
         if e:
             return e
@@ -380,7 +410,7 @@ class Model:
             if pending:
                 self.die_unstarted(t)
                 return None
-            e = self.deferred(cur)
+            e = self.deferred(cur) or self.trapped()
             if e:
                 return e
             behind = self.next_of(t) if self.queued(t) else None
@@ -388,6 +418,8 @@ class Model:
             if self.nested:
                 return self.run_segment(cur, behind, False) if behind else None
             return self.run_toplevel() if cur is MAIN else None
+        if not pending and self.trapped():
+            return self.trapped()
         self.remove_from_channel(t)
         t.pending = TaskletExitModel()
         if pending:
@@ -400,6 +432,8 @@ class Model:
             return RuntimeErrorModel("dead")
         if t is cur:
             return exc
+        if not pending and self.trapped():
+            return self.trapped()
         if t.chan is not None:
             if pending:
                 t.blocked = False   # stays on the channel until it runs
@@ -421,7 +455,7 @@ class Model:
     def run_tasklet(self, cur, t):
         if t is cur:
             return None
-        e = self.deferred(cur)
+        e = self.deferred(cur) or self.trapped()
         if e:
             return e
         if self.nested:
@@ -444,7 +478,7 @@ class Model:
             return RuntimeErrorModel("blocked")
         if t is cur:
             return None
-        e = self.deferred(cur)
+        e = self.deferred(cur) or self.trapped()
         if e:
             return e
         if not self.queued(t):
@@ -471,13 +505,16 @@ class Model:
         if e:
             return e
         if not self.nested:
+            e = self.trapped()
+            if e:
+                return e
             self.unqueue(c)
             self.append(c)
             return self.suspend(c, "yield")
         t = self.next_of(c) if self.queued(c) else self.first()
         if t is None:
             return None
-        return self.run_segment(c, t, False)
+        return self.trapped() or self.run_segment(c, t, False)
 
     # ---- run loops ----
     def run_segment(self, owner, start, only_start):
@@ -502,7 +539,7 @@ class Model:
             self.queue.insert(self.index(n) + 1, cursor)
             if n is owner:
                 continue
-            rc = self.run_child(owner, n)
+            rc = self.trapped() or self.run_child(owner, n)
             if rc is not None:
                 break
         del self.queue[self.index(cursor)]
@@ -521,6 +558,8 @@ class Model:
                 return None
             if limit is not None and count >= limit:
                 return None
+            if self.trapped():
+                return self.trapped()
             count += 1
             e = self.run_child(MAIN, t)
             if e is not None:
@@ -532,7 +571,7 @@ class Model:
             r, _ = self.take_waiter(ch)
             runs_next = ch.preference == -1
             self.deliver_to(r, v, runs_next)
-            if runs_next:
+            if runs_next and self.switch_trap == 0:
                 self.raise_(self.run_toplevel())
             return
         if ch.closing:
@@ -544,7 +583,7 @@ class Model:
             s, v = self.take_waiter(ch)
             runs_next = ch.preference == 1
             self.deliver_to(s, None, runs_next)
-            if runs_next:
+            if runs_next and self.switch_trap == 0:
                 self.raise_(self.run_toplevel())   # an exception drops v
             return v
         if ch.closing:
@@ -552,8 +591,7 @@ class Model:
         return self.main_block(ch, -1, None)
 
     def main_block(self, ch, d, v):
-        if self.first() is None:
-            raise Deadlock()
+        self.raise_(self.may_block(MAIN))
         self.main_blocked = True
         ch.waiters.append((MAIN, d, v))
         e = self.run_toplevel(done=lambda: not self.main_blocked)

@@ -8,9 +8,10 @@ the main tasklet's op list. `generate(rng)` makes one; `run_real` and
 import random
 
 TASKLET_OPS = ("log", "schedule", "send", "recv", "kill", "remove", "insert",
-               "throw", "run_t", "switch", "nested_run", "close", "open")
+               "throw", "run_t", "switch", "nested_run", "close", "open",
+               "trap", "block_trap")
 MAIN_OPS = ("spawn", "run", "run_n", "send", "recv", "kill", "insert",
-            "throw", "run_t", "switch", "close", "open")
+            "throw", "run_t", "switch", "close", "open", "trap", "block_trap")
 
 
 def _op(rng, kind, ntask, nchan, lo, hi):
@@ -26,28 +27,44 @@ def _op(rng, kind, ntask, nchan, lo, hi):
         return (kind, rng.randrange(ntask))
     if kind == "run_n":
         return ("run_n", rng.randint(1, 3))
+    if kind == "trap":
+        return ("trap", rng.choice((1, 1, -1)))   # _pair_traps lowers most again
+    if kind == "block_trap":
+        return ("block_trap", rng.random() < 0.5)
     return (kind,)
+
+
+def _pair_traps(rng, ops):
+    """Most raised switch traps are lowered again later in the same list, so
+    that programs do not end up trapped for good."""
+    out = list(ops)
+    for i in range(len(out) - 1, -1, -1):
+        if out[i] == ("trap", 1) and rng.random() < 0.7:
+            out.insert(rng.randint(i + 1, len(out)), ("trap", -1))
+    return out
 
 
 def generate(rng, max_tasklets=5, max_ops=6, max_main=8):
     nchan = rng.randint(1, 2)
     prefs = [rng.choice((-1, 0, 1)) for _ in range(nchan)]
     ntask = rng.randint(1, max_tasklets)
-    # close/open are rarer: a closed channel ends most of a program
-    tops = TASKLET_OPS + ("log", "schedule", "send", "recv", "send", "recv")
-    mops = MAIN_OPS + ("run", "send", "recv")
+    # close/open and the traps are rarer: they end most of a program
+    tops = TASKLET_OPS + ("log", "schedule", "send", "recv", "send", "recv") * 2
+    mops = MAIN_OPS + ("run", "send", "recv") * 2
     bodies = []
     for tid in range(ntask):
-        bodies.append([_op(rng, rng.choice(tops), ntask, nchan, 10, 99)
-                       for _ in range(rng.randint(0, max_ops))])
+        bodies.append(_pair_traps(rng, [_op(rng, rng.choice(tops), ntask, nchan, 10, 99)
+                                        for _ in range(rng.randint(0, max_ops))]))
     main = [("spawn", tid) for tid in range(ntask) if rng.random() < 0.7]
     for _ in range(rng.randint(1, max_main)):
         main.append(_op(rng, rng.choice(mops), ntask, nchan, 100, 199))
+    main = _pair_traps(rng, main)
     main.append(("run",))
     return {"prefs": prefs, "bodies": bodies, "main": main, "nested": rng.random() < 0.5}
 
 
-def _final(trace, chans, tasklets):
+def _final(trace, chans, tasklets, trap):
+    trace.append(("switch_trap", trap))
     trace.append(("balances", tuple(c.balance for c in chans)))
     trace.append(("closing", tuple(bool(c.closing) for c in chans)))
     trace.append(("closed", tuple(bool(c.closed) for c in chans)))
@@ -56,6 +73,10 @@ def _final(trace, chans, tasklets):
 
 def _rt_kind(e):
     msg = str(e)
+    if "switch_trap" in msg:
+        return "trap"
+    if "block_trap" in msg:
+        return "block_trap"
     for kind in ("Deadlock", "blocked", "dead", "interrupted"):
         if kind in msg:
             return kind
@@ -86,6 +107,10 @@ def run_real(prog):
             chans[op[1]].close()
         elif k == "open":
             chans[op[1]].open()
+        elif k == "trap":
+            s.switch_trap(op[1])
+        elif k == "block_trap":
+            s.getcurrent().block_trap = op[1]
         elif k in ("kill", "throw", "insert", "run_t", "switch"):
             t = tasklets.get(op[1])
             if t is None:
@@ -153,10 +178,12 @@ def run_real(prog):
                 trace.append(("main-error", "closed"))
             except Boom:
                 trace.append(("main-exc", "Boom"))
-        _final(trace, chans, tasklets)
+        _final(trace, chans, tasklets, s.switch_trap(0))
         result = list(trace)
     finally:
         # leave nothing behind for the next program (not traced)
+        s.switch_trap(-s.switch_trap(0))
+        s.getcurrent().block_trap = False
         for c in chans:
             c.open()
         for _ in range(10):
@@ -210,6 +237,10 @@ def run_model(prog):
                         chans[op[1]].closing = True
                     elif k == "open":
                         chans[op[1]].closing = False
+                    elif k == "trap":
+                        m.switch_trap += op[1]
+                    elif k == "block_trap":
+                        m.current.block_trap = op[1]
                     else:
                         t = tasklets.get(op[1])
                         if t is None:
@@ -254,6 +285,10 @@ def run_model(prog):
                 chans[op[1]].closing = True
             elif k == "open":
                 chans[op[1]].closing = False
+            elif k == "trap":
+                m.switch_trap += op[1]
+            elif k == "block_trap":
+                m.main_block_trap = op[1]
             else:
                 t = tasklets.get(op[1])
                 if t is None:
@@ -276,7 +311,7 @@ def run_model(prog):
             trace.append(("main-error", "closed"))
         except BoomModel:
             trace.append(("main-exc", "Boom"))
-    _final(trace, chans, tasklets)
+    _final(trace, chans, tasklets, m.switch_trap)
     # a copy: generators of tasklets left alive run their finally when collected
     return list(trace)
 

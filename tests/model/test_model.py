@@ -44,8 +44,9 @@ class ModelAgreement(unittest.TestCase):
 
     def test_model_catches_wrong_nested_rules(self):
         # Each rule of the extended model matters: a model that runs a
-        # nested tasklet.run() as a one-tasklet switch, or that lets a
-        # pending throw take a waiter off its channel, disagrees too.
+        # nested tasklet.run() as a one-tasklet switch, that lets a pending
+        # throw take a waiter off its channel, or that yields to a partner
+        # under the switch trap, disagrees too.
         import model
         for name, wrong in (
                 ("run_tasklet", lambda self, cur, t: (
@@ -53,7 +54,9 @@ class ModelAgreement(unittest.TestCase):
                     if self.nested and t is not cur else self._orig(cur, t)),
                 ("throw", lambda self, cur, t, exc, pending: (
                     self.remove_from_channel(t) if t.alive and t is not cur else None,
-                    self._orig(cur, t, exc, pending))[1])):
+                    self._orig(cur, t, exc, pending))[1]),
+                ("yield_to_partner", lambda self, c: (
+                    self.unqueue(c), self.append(c), self.suspend(c, "yield"))[2])):
             original = getattr(model.Model, name)
             model.Model._orig = original
             setattr(model.Model, name, wrong)
