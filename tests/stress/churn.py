@@ -200,8 +200,9 @@ def main():
     c = dict(counts.c)
     finished = c.get("ended", 0) + c.get("raised", 0) + c.get("exit", 0)
     after = [m for t, m in samples if t >= warmup]
-    first = [m for t, m in samples if warmup <= t < warmup + window]
-    last = [m for t, m in samples if t >= a.seconds - window]
+    # on a loaded machine a sleep may overshoot a window: then the nearest sample
+    first = [m for t, m in samples if warmup <= t < warmup + window] or after[:1]
+    last = [m for t, m in samples if t >= a.seconds - window] or after[-1:]
     growth_mib = (max(last) - max(first)) / 1024 if first and last else float("nan")
     # least-squares slope after the warm-up, MiB per minute (informative)
     pts = [(t, m / 1024) for t, m in samples if t >= warmup]
