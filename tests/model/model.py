@@ -6,7 +6,8 @@ the run queue and run()'s round robin, run_n_tasklets(), schedule(),
 schedule_remove() and insert(); nested runs (scheduler.run() inside a
 tasklet, tasklet.run(), tasklet.switch()), each a loop owned by its caller
 over a range of the queue; channel transfers with each preference (who runs
-next, who yields), blocking, balance, close() and open(); the main tasklet
+next, who yields) and with schedule_all, send_exception(), blocking,
+balance, close() and open(); the main tasklet
 blocking (it runs the queue until its transfer is done, else Deadlock);
 kill() and throw(), pending or not, of unstarted, queued, blocked, paused
 and current tasklets; an exception escaping a tasklet raised in the loop
@@ -58,6 +59,7 @@ class Marker:
 
 
 MAIN = "main"
+EXC = "exc"          # a value sent with send_exception(): the receiver raises BoomModel
 YIELD = "yield"      # a request's outcome: the calling tasklet yields
 
 
@@ -78,10 +80,19 @@ class MTasklet:
 
 
 class MChannel:
-    def __init__(self, preference):
+    def __init__(self, preference, schedule_all=False):
         self.preference = preference
+        self.schedule_all = schedule_all
         self.waiters = []        # [tasklet or MAIN, direction, value]
         self.closing = False
+
+    def rule(self, sending):
+        """(the partner runs next, the caller yields) for a transfer that
+        does not block: docs/run-order.md, "Channels"."""
+        if self.schedule_all:
+            return False, True
+        runs_next = self.preference == (-1 if sending else 1)
+        return runs_next, runs_next
 
     @property
     def balance(self):
@@ -215,7 +226,9 @@ class Model:
             if c.pending is not None:
                 e, c.pending = c.pending, None
                 return "throw", e     # a value taken while yielding is dropped
-            return "send", value if kind == "recv_yield" else None
+            if kind == "recv_yield":
+                return ("throw", BoomModel()) if value is EXC else ("send", value)
+            return "send", None
         assert kind == "wait", kind
         if c.xfer_done:
             c.xfer_done = False
@@ -223,7 +236,7 @@ class Model:
             if c.pending is not None:  # an exception beats a completed transfer
                 e, c.pending = c.pending, None
                 return "throw", e
-            return "send", value
+            return ("throw", BoomModel()) if value is EXC else ("send", value)
         if c.pending is not None:
             self.remove_from_channel(c)
             e, c.pending = c.pending, None
@@ -339,9 +352,9 @@ class Model:
             return e
         if ch.balance < 0:
             r, _ = self.take_waiter(ch)
-            runs_next = ch.preference == -1
+            runs_next, yields = ch.rule(True)
             self.deliver_to(r, v, runs_next)
-            if runs_next:
+            if yields:
                 return self.yield_to_partner(c)
             return None
         if ch.closing:
@@ -360,17 +373,17 @@ class Model:
             return e
         if ch.balance > 0:
             s, v = self.take_waiter(ch)
-            runs_next = ch.preference == 1
+            runs_next, yields = ch.rule(False)
             self.deliver_to(s, None, runs_next)
-            if runs_next:
+            if yields:
                 out = self.yield_to_partner(c)
                 if out is YIELD:
                     c.resume = "recv_yield"
                     c.resume_value = v   # dropped if an exception comes first
                 elif out is None:        # trapped: no yield
-                    return ("send", v)
+                    return BoomModel() if v is EXC else ("send", v)
                 return out
-            return ("send", v)
+            return BoomModel() if v is EXC else ("send", v)
         if ch.closing:
             return ClosedModel()
         e = self.may_block(c)
@@ -569,9 +582,9 @@ class Model:
     def main_send(self, ch, v):
         if ch.balance < 0:
             r, _ = self.take_waiter(ch)
-            runs_next = ch.preference == -1
+            runs_next, yields = ch.rule(True)
             self.deliver_to(r, v, runs_next)
-            if runs_next and self.switch_trap == 0:
+            if yields and self.switch_trap == 0:
                 self.raise_(self.run_toplevel())
             return
         if ch.closing:
@@ -581,10 +594,12 @@ class Model:
     def main_recv(self, ch):
         if ch.balance > 0:
             s, v = self.take_waiter(ch)
-            runs_next = ch.preference == 1
+            runs_next, yields = ch.rule(False)
             self.deliver_to(s, None, runs_next)
-            if runs_next and self.switch_trap == 0:
+            if yields and self.switch_trap == 0:
                 self.raise_(self.run_toplevel())   # an exception drops v
+            if v is EXC:
+                raise BoomModel()
             return v
         if ch.closing:
             raise ClosedModel()
@@ -598,6 +613,8 @@ class Model:
         if not self.main_blocked:
             value, self.main_value = self.main_value, None
             self.raise_(e)       # an exception beats the completed transfer
+            if value is EXC:
+                raise BoomModel()
             return value
         self.main_blocked = False
         ch.waiters = [w for w in ch.waiters if w[0] is not MAIN]

@@ -7,10 +7,10 @@ the main tasklet's op list. `generate(rng)` makes one; `run_real` and
 """
 import random
 
-TASKLET_OPS = ("log", "schedule", "send", "recv", "kill", "remove", "insert",
+TASKLET_OPS = ("log", "schedule", "send", "recv", "kill", "remove", "insert", "send_exc",
                "throw", "run_t", "switch", "nested_run", "close", "open",
                "trap", "block_trap")
-MAIN_OPS = ("spawn", "run", "run_n", "send", "recv", "kill", "insert",
+MAIN_OPS = ("spawn", "run", "run_n", "send", "recv", "kill", "insert", "send_exc",
             "throw", "run_t", "switch", "close", "open", "trap", "block_trap")
 
 
@@ -19,7 +19,7 @@ def _op(rng, kind, ntask, nchan, lo, hi):
         return ("log", rng.randint(0, 9))
     if kind in ("send",):
         return ("send", rng.randrange(nchan), rng.randint(lo, hi))
-    if kind in ("recv", "close", "open"):
+    if kind in ("recv", "close", "open", "send_exc"):
         return (kind, rng.randrange(nchan))
     if kind in ("kill", "throw"):
         return (kind, rng.randrange(ntask), rng.random() < 0.5)
@@ -47,6 +47,7 @@ def _pair_traps(rng, ops):
 def generate(rng, max_tasklets=5, max_ops=6, max_main=8):
     nchan = rng.randint(1, 2)
     prefs = [rng.choice((-1, 0, 1)) for _ in range(nchan)]
+    sched_all = [rng.random() < 0.2 for _ in range(nchan)]
     ntask = rng.randint(1, max_tasklets)
     # close/open and the traps are rarer: they end most of a program
     tops = TASKLET_OPS + ("log", "schedule", "send", "recv", "send", "recv") * 2
@@ -60,7 +61,8 @@ def generate(rng, max_tasklets=5, max_ops=6, max_main=8):
         main.append(_op(rng, rng.choice(mops), ntask, nchan, 100, 199))
     main = _pair_traps(rng, main)
     main.append(("run",))
-    return {"prefs": prefs, "bodies": bodies, "main": main, "nested": rng.random() < 0.5}
+    return {"prefs": prefs, "sched_all": sched_all, "bodies": bodies, "main": main,
+            "nested": rng.random() < 0.5}
 
 
 def _final(trace, chans, tasklets, trap):
@@ -87,9 +89,10 @@ def run_real(prog):
     import scheduler as s
     trace = []
     chans = []
-    for p in prog["prefs"]:
+    for p, a in zip(prog["prefs"], prog.get("sched_all", [False] * len(prog["prefs"]))):
         c = s.channel()
         c.preference = p
+        c.schedule_all = a
         chans.append(c)
     tasklets = {}
 
@@ -101,6 +104,8 @@ def run_real(prog):
         k = op[0]
         if k == "send":
             chans[op[1]].send(op[2])
+        elif k == "send_exc":
+            chans[op[1]].send_exception(Boom)
         elif k == "recv":
             trace.append(("got" if who != "main" else "main-got", who, chans[op[1]].receive()))
         elif k == "close":
@@ -202,10 +207,11 @@ def run_real(prog):
 
 def run_model(prog):
     from model import (Model, MChannel, MTasklet, Deadlock, TaskletExitModel, BoomModel,
-                       ClosedModel, RuntimeErrorModel)
+                       ClosedModel, RuntimeErrorModel, EXC)
     trace = []
     m = Model(trace, prog.get("nested", True))
-    chans = [MChannel(p) for p in prog["prefs"]]
+    chans = [MChannel(p, a) for p, a in
+             zip(prog["prefs"], prog.get("sched_all", [False] * len(prog["prefs"])))]
     tasklets = {}
 
     def insert(t):
@@ -230,6 +236,8 @@ def run_model(prog):
                         yield ("nested_run",)
                     elif k == "send":
                         yield ("send", chans[op[1]], op[2])
+                    elif k == "send_exc":
+                        yield ("send", chans[op[1]], EXC)
                     elif k == "recv":
                         v = yield ("recv", chans[op[1]])
                         trace.append(("got", tid, v))
@@ -279,6 +287,8 @@ def run_model(prog):
                 m.raise_(m.run_toplevel(limit=op[1]))
             elif k == "send":
                 m.main_send(chans[op[1]], op[2])
+            elif k == "send_exc":
+                m.main_send(chans[op[1]], EXC)
             elif k == "recv":
                 trace.append(("main-got", "main", m.main_recv(chans[op[1]])))
             elif k == "close":
@@ -358,7 +368,7 @@ def minimize(prog):
 
 def program_text(prog):
     lines = ["mode: %s" % ("nested" if prog.get("nested", True) else "flat"),
-             "channels: preferences %s" % (prog["prefs"],)]
+             "channels: preferences %s, schedule_all %s" % (prog["prefs"], prog.get("sched_all"))]
     for tid, ops in enumerate(prog["bodies"]):
         lines.append("tasklet %d: %s" % (tid, ops))
     lines.append("main: %s" % (prog["main"],))

@@ -45,8 +45,8 @@ class ModelAgreement(unittest.TestCase):
     def test_model_catches_wrong_nested_rules(self):
         # Each rule of the extended model matters: a model that runs a
         # nested tasklet.run() as a one-tasklet switch, that lets a pending
-        # throw take a waiter off its channel, or that yields to a partner
-        # under the switch trap, disagrees too.
+        # throw take a waiter off its channel, that yields to a partner
+        # under the switch trap, or that ignores schedule_all, disagrees too.
         import model
         for name, wrong in (
                 ("run_tasklet", lambda self, cur, t: (
@@ -65,6 +65,14 @@ class ModelAgreement(unittest.TestCase):
             finally:
                 setattr(model.Model, name, original)
                 del model.Model._orig
+        # schedule_all ignored: the preference decides
+        original = model.MChannel.rule
+        model.MChannel.rule = lambda self, sending: (
+            (self.preference == (-1 if sending else 1),) * 2)
+        try:
+            self.assertIsNotNone(program.check_range(FIRST, COUNT), "schedule_all")
+        finally:
+            model.MChannel.rule = original
 
 
 if __name__ == "__main__":
