@@ -9,7 +9,7 @@ import random
 
 TASKLET_OPS = ("log", "schedule", "send", "recv", "kill", "remove", "insert", "send_exc",
                "throw", "run_t", "switch", "nested_run", "close", "open",
-               "trap", "block_trap")
+               "trap", "block_trap", "spawn")
 MAIN_OPS = ("spawn", "run", "run_n", "send", "recv", "kill", "insert", "send_exc",
             "throw", "run_t", "switch", "close", "open", "trap", "block_trap")
 
@@ -146,6 +146,9 @@ def run_real(prog):
                         s.schedule_remove()
                     elif k == "nested_run":
                         s.run()
+                    elif k == "spawn":
+                        if op[1] not in tasklets:
+                            tasklets[op[1]] = s.tasklet(body)(op[1], prog["bodies"][op[1]])
                     else:
                         do(op, tid)
                 except ValueError:
@@ -234,6 +237,10 @@ def run_model(prog):
                         yield ("remove",)
                     elif k == "nested_run":
                         yield ("nested_run",)
+                    elif k == "spawn":
+                        if op[1] not in tasklets:
+                            tasklets[op[1]] = MTasklet(op[1], body(op[1], prog["bodies"][op[1]]))
+                            m.append(tasklets[op[1]])
                     elif k == "send":
                         yield ("send", chans[op[1]], op[2])
                     elif k == "send_exc":
