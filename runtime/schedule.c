@@ -251,15 +251,28 @@ int cb_check_switch_allowed(cb_manager *m)
 static int run_child(cb_manager *m, cb_tasklet *c)
 {
     cb_tasklet *p = m->current;
+    cb_tasklet *old = c->parent;
     cb_transfer x = CB_TRANSFER_INIT;
 
     if (!c->started && !c->is_main && cb_transfer_prepare(m, c) < 0)
         return -1;
+    Py_XINCREF(old); /* to put back if no switch happens */
     cb_transfer_hold(&x, (PyObject *)c->parent); /* may be the last reference to it */
     c->parent = (cb_tasklet *)Py_NewRef(p);
     p->in_loop = 1;
-    if (do_switch(m, c, &x) == 0)
+    if (do_switch(m, c, &x) == 0) {
         m->completed++;
+        cb_release_later(m, (PyObject *)old);
+    } else if (c->parent == p) {
+        /* The schedule callback made c an invalid choice: nothing happened,
+         * so c keeps the parent it had. Otherwise a tasklet suspended in
+         * its own loop would be returned to by no one (a child that was a
+         * refused choice of another loop would end into main). */
+        c->parent = old;
+        Py_DECREF(p); /* p is current: not the last reference */
+    } else {
+        cb_release_later(m, (PyObject *)old);
+    }
     p->in_loop = 0;
     cb_release_pending(m);
     return resume_check(p);

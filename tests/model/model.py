@@ -112,6 +112,7 @@ class Model:
         self.main_blocked = False
         self.main_value = None
         self.switch_trap = 0     # the level switch_trap() sets
+        self.trace_switches = False  # a schedule callback traces every switch
         self.main_block_trap = False
 
     # ---- queue ----
@@ -201,7 +202,9 @@ class Model:
             raise OutOfScope("a run loop reaches a tasklet suspended in its own run loop")
         if owner is not MAIN:
             owner.in_loop = True
+        self.switched(owner, c)
         exc = self.drive(c)
+        self.switched(c, owner)
         if owner is not MAIN:
             owner.in_loop = False
         self.current = owner
@@ -210,6 +213,11 @@ class Model:
             e, owner.pending = owner.pending, None
             return e
         return exc
+
+    def switched(self, prev, nxt):
+        # the schedule callback: called before every change of the current tasklet
+        if self.trace_switches:
+            self.trace.append(("sw", getattr(prev, "tid", MAIN), getattr(nxt, "tid", MAIN)))
 
     def finish(self, c):
         c.alive = False

@@ -6,6 +6,7 @@ the main tasklet's op list. `generate(rng)` makes one; `run_real` and
 `run_model` execute it; `minimize` shrinks a mismatching one.
 """
 import random
+import sys
 
 TASKLET_OPS = ("log", "schedule", "send", "recv", "kill", "remove", "insert", "send_exc",
                "throw", "run_t", "switch", "nested_run", "close", "open",
@@ -62,7 +63,7 @@ def generate(rng, max_tasklets=5, max_ops=6, max_main=8):
     main = _pair_traps(rng, main)
     main.append(("run",))
     return {"prefs": prefs, "sched_all": sched_all, "bodies": bodies, "main": main,
-            "nested": rng.random() < 0.5}
+            "nested": rng.random() < 0.5, "callback": rng.random() < 0.3}
 
 
 def _final(trace, chans, tasklets, trap):
@@ -167,6 +168,21 @@ def run_real(prog):
 
     old_nested = s.get_use_nested_tasklets()
     s.set_use_nested_tasklets(prog.get("nested", True))
+    if prog.get("callback"):
+        # every change of the current tasklet, before it happens
+        def name(t):
+            if t.is_main:
+                return "main"
+            return next((tid for tid, u in tasklets.items() if u is t), "?")
+        def callback(prev, nxt):
+            if len(trace) > 100000:
+                # a switch livelock (found once): stop before memory runs out
+                import os
+                sys.stderr.write("model: runaway switching in the module; program:\n%s\n"
+                                 % program_text(prog))
+                os._exit(70)
+            trace.append(("sw", name(prev), name(nxt)))
+        s.set_schedule_callback(callback)
     try:
         for op in prog["main"]:
             k = op[0]
@@ -190,6 +206,7 @@ def run_real(prog):
         result = list(trace)
     finally:
         # leave nothing behind for the next program (not traced)
+        s.set_schedule_callback(None)
         s.switch_trap(-s.switch_trap(0))
         s.getcurrent().block_trap = False
         for c in chans:
@@ -213,6 +230,7 @@ def run_model(prog):
                        ClosedModel, RuntimeErrorModel, EXC)
     trace = []
     m = Model(trace, prog.get("nested", True))
+    m.trace_switches = bool(prog.get("callback"))
     chans = [MChannel(p, a) for p, a in
              zip(prog["prefs"], prog.get("sched_all", [False] * len(prog["prefs"])))]
     tasklets = {}
@@ -374,7 +392,8 @@ def minimize(prog):
 
 
 def program_text(prog):
-    lines = ["mode: %s" % ("nested" if prog.get("nested", True) else "flat"),
+    lines = ["mode: %s%s" % ("nested" if prog.get("nested", True) else "flat",
+                             ", schedule callback" if prog.get("callback") else ""),
              "channels: preferences %s, schedule_all %s" % (prog["prefs"], prog.get("sched_all"))]
     for tid, ops in enumerate(prog["bodies"]):
         lines.append("tasklet %d: %s" % (tid, ops))

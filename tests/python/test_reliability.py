@@ -240,6 +240,35 @@ class QueueChannelFixes(SchedulerTestCase):
         self.assertEqual(len(q), 0)
 
 
+class RefusedSwitchKeepsParent(SchedulerTestCase):
+    """Found by the model-based tests (docs/reliability.md): with a schedule
+    callback set, a run loop that reaches a tasklet suspended in a loop of
+    its own does not switch to it, but it used to make itself that tasklet's
+    parent anyway. The tasklet then ended into main, its real loop owner was
+    left suspended for ever, and main's run() spun calling the callback
+    without end (a livelock at 100 % CPU)."""
+
+    def test_loop_owner_is_returned_to(self):
+        proc = run_code("""
+            import scheduler as s
+            log = []
+            s.set_schedule_callback(lambda prev, nxt: None)
+            def B():
+                A.run()      # A runs B in its loop: no switch to A
+                log.append("B")
+            def Af():
+                s.tasklet(B)(); s.run(); log.append("A")
+            def Pf():
+                global A
+                A = s.tasklet(Af)(); s.run(); log.append("P")
+            s.tasklet(Pf)(); s.run()
+            s.set_schedule_callback(None)
+            print(log, s.getruncount())
+        """, timeout=20)
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        self.assertEqual(proc.stdout.strip(), "['B', 'A', 'P'] 1")
+
+
 class CapsuleOnFailure(unittest.TestCase):
     def test_module_init_is_clean(self):
         # defect 11 (module.c): _C_API is added with a reference of its own
