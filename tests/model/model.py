@@ -14,7 +14,8 @@ and current tasklets; an exception escaping a tasklet raised in the loop
 that ran it; and "an exception beats a completed transfer"; the switch
 trap (`switch_trap()`: every switch raises, queued tasklets stay queued, a
 transfer that would yield to its partner does not) and `block_trap` (an
-operation that would block raises).
+operation that would block raises). With trace_switches, every change of the
+current tasklet is traced as the schedule callback sees it.
 
 Tasklet bodies are generators that yield requests to the model scheduler;
 the trace they append to must equal the one the real module produces.
