@@ -160,6 +160,37 @@ static void test_attribution(void **state)
     assert_int_equal(st.slowest_ns, 0);
 }
 
+/* A tasklet's time in a tick survives a hand-off that lets it run on. In a
+ * tick the hand-off's deadline check reads the clock, and the switch that
+ * follows reuses that reading (runtime/preempt.c, cb_preempt_clock); when
+ * the hand-off finds the tasklet itself next in the queue it runs on, and
+ * its next switch (here a nested run() of another tasklet: no hand-off)
+ * must read the clock anew: `a` ran two spins of 0.5 ms before `b` looks
+ * (a reused reading gave 0.5 ms). */
+static void test_tick_ns_after_handoff_to_self(void **state)
+{
+    carbon_stats st;
+
+    (void)state;
+    RUN("def spin(s):\n"
+        "    t0 = time.monotonic()\n"
+        "    while time.monotonic() - t0 < s: pass\n"
+        "seen = []\n"
+        "def b(ta):\n"
+        "    seen.append(ta.tick_ns)\n"
+        "def a():\n"
+        "    spin(0.0005)\n"
+        "    scheduler.schedule()\n" /* the only runnable tasklet: it runs on */
+        "    spin(0.0005)\n"
+        "    scheduler.tasklet(b)(scheduler.getcurrent()).run()\n"
+        "scheduler.tasklet(a)()\n");
+    assert_int_equal(carbon_tick(BUDGET_NS * 10, &st), CARBON_OK);
+    while (st.runnable)
+        assert_int_equal(carbon_tick(BUDGET_NS * 10, &st), CARBON_OK);
+    if (hits.preempted == 0) /* a slice on a loaded machine would split the tick */
+        RUN("assert len(seen) == 1 and seen[0] >= 1_000_000, seen\n");
+}
+
 /* time.sleep in a tasklet cannot be preempted: the watchdog reports the
  * tasklet and its stack while it is stuck, and the tick says so. */
 static void test_stuck_in_c(void **state)
@@ -235,6 +266,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(test_runaway_tick, reset),
         cmocka_unit_test_setup(test_attribution, reset),
+        cmocka_unit_test_setup(test_tick_ns_after_handoff_to_self, reset),
         cmocka_unit_test_setup(test_stuck_in_c, reset),
         cmocka_unit_test_setup(test_atomic_tick, reset),
         cmocka_unit_test_setup(test_worker_runaway, reset),
