@@ -973,9 +973,9 @@ int cb_preempt_atomic_cleared(cb_manager *m)
  * switch accounts the time of the tasklet it leaves: the check's reading
  * serves both. It is kept for `from` only, and only until `from` is switched
  * to again: if the hand-off lets `from` run on (it was the next in the queue),
- * its next switch reads the clock anew. Reading it once instead of twice per
- * wakeup took the armed tick frame from 1.21x to ~1.0x the unarmed one
- * (docs/performance.md). */
+ * its next switch reads the clock anew. Measured on tick_bench's 10k-wakeup
+ * frame: 1.1 fewer clock reads per wakeup (as many as an unarmed tick makes),
+ * 17 ns (5%) less CPU time per wakeup (docs/performance.md). */
 long long cb_preempt_clock(cb_manager *m, cb_tasklet *from)
 {
     long long now = cb_monotonic_ns();
