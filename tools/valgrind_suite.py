@@ -12,9 +12,10 @@ libcarbon_vgshim.so (tests/valgrind/pylong_shim.c: the same, plus the first
 digit of an int zeroed, which 3.11 leaves undefined and memcheck then
 reports all over CPython). Tests run by plain python3 are skipped (the same
 file also runs in the carbon host), as are tests that measure time (the
-game loop sample's frame times) or exhaust memory on purpose, the game server sample's integration tests (processes
-talking over loopback), the tests that run valgrind themselves, and those
-whose programs are not ours (packaging: cmake and cpack; cppcheck).
+game loop sample's frame times) or exhaust memory on purpose, the game
+server sample's integration tests (processes talking over loopback), the
+tests that run valgrind themselves, and those whose programs are not ours
+(packaging: cmake and cpack; cppcheck).
 Prints each test's time and the totals; a test with memcheck errors exits
 with 99 (--error-exitcode), one that failed otherwise (a timing check that
 valgrind's slowdown broke, say) with its own code.
