@@ -98,10 +98,10 @@ class LockTests(unittest.TestCase):
 
         def holder():
             lk.acquire()
-            carbon.sleep(0.02)
+            carbon.sleep(0.02 * SLACK)
             lk.release()
         spawn(holder)
-        settle()
+        settle(cond=lk.locked)  # under valgrind 1 ms may not be enough to get there
         t0 = time.monotonic()
         self.assertTrue(lk.acquire())
         self.assertGreaterEqual(time.monotonic() - t0, 0.01)
