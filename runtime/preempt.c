@@ -105,6 +105,12 @@ typedef struct cb_preempt {
     /* timing */
     long long slowest_ns;
     char slowest_label[LABEL_MAX];
+    /* The clock read by a hand-off's deadline check (cb_preempt_clock), for
+     * the accounting of the switch that follows it: valid while `clock_from`
+     * has not been switched to since (a hand-off that lets it run on). */
+    long long clock_ns;
+    cb_tasklet *clock_from;        /* not a reference: only compared */
+    long clock_seq;                /* clock_from->times_switched_to then */
 } cb_preempt;
 
 static struct {
@@ -700,6 +706,7 @@ int cb_preempt_arm(cb_manager *m, int mode, long long limit_ns, int total, int s
         s->slowest_label[0] = 0;
     }
     m->timing = timing;
+    s->clock_from = NULL;
     Py_CLEAR(s->victim);
     Py_CLEAR(s->hitch);
     s->hitch_count = 0;
@@ -735,6 +742,7 @@ void cb_preempt_disarm(cb_manager *m)
     if (m->timing && m->current != m->main)
         cb_preempt_account(m, m->current);
     m->timing = 0;
+    s->clock_from = NULL;
     m->stop_run = 0;
     pthread_mutex_lock(&reg.lock);
     s->mode = 0;
@@ -960,12 +968,39 @@ int cb_preempt_atomic_cleared(cb_manager *m)
 
 /* ---- accounting ---------------------------------------------------------------------------- */
 
-void cb_preempt_account(cb_manager *m, cb_tasklet *from)
+/* One clock reading per switch. In a deadline run (carbon_tick, a worker's
+ * turn) the hand-off checks the deadline just before it switches, and the
+ * switch accounts the time of the tasklet it leaves: the check's reading
+ * serves both. It is kept for `from` only, and only until `from` is switched
+ * to again: if the hand-off lets `from` run on (it was the next in the queue),
+ * its next switch reads the clock anew. Measured on tick_bench's 10k-wakeup
+ * frame: 1.1 fewer clock reads per wakeup (as many as an unarmed tick makes),
+ * 17 ns (5%) less CPU time per wakeup (docs/performance.md). */
+long long cb_preempt_clock(cb_manager *m, cb_tasklet *from)
 {
     long long now = cb_monotonic_ns();
-    long long d = now - m->slice_t0;
     cb_preempt *s = m->preempt;
 
+    if (m->timing && s) {
+        s->clock_ns = now;
+        s->clock_from = from;
+        s->clock_seq = from->times_switched_to;
+    }
+    return now;
+}
+
+void cb_preempt_account(cb_manager *m, cb_tasklet *from)
+{
+    cb_preempt *s = m->preempt;
+    long long now, d;
+
+    if (s && s->clock_from == from && s->clock_seq == from->times_switched_to)
+        now = s->clock_ns;
+    else
+        now = cb_monotonic_ns();
+    if (s)
+        s->clock_from = NULL;
+    d = now - m->slice_t0;
     __atomic_store_n(&m->slice_t0, now, __ATOMIC_RELAXED);
     if (from->is_main)
         return;

@@ -76,8 +76,12 @@ PyObject *cb_preempt_py_interrupt(PyObject *mod, PyObject *arg);
 typedef void (*cb_preempt_stuck_fn)(cb_manager *m, cb_tasklet *cur, long long ns);
 void cb_preempt_set_stuck_reporter(cb_preempt_stuck_fn fn);
 
-/* Per-switch accounting when timing is armed (schedule.c). */
+/* Per-switch accounting when timing is armed (transfer.c, each switch). */
 void cb_preempt_account(cb_manager *m, cb_tasklet *from);
+/* CLOCK_MONOTONIC now, for a check made on the switch path just before
+ * `from` switches away (a hand-off's deadline): with timing armed, the
+ * accounting of that switch uses this reading instead of its own. */
+long long cb_preempt_clock(cb_manager *m, cb_tasklet *from);
 
 /* tasklet.set_atomic(False) and the end of atomic(): performs a preemption
  * that was deferred by the atomic flag. 0 or -1 with an exception. */

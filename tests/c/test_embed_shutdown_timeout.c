@@ -6,49 +6,21 @@
  * instead (test_embed_shutdown_busy.c). */
 #define _GNU_SOURCE
 #include "test_embed_util.h"
-
-#define LOG_MAX 64
-static struct {
-    int n;
-    char text[LOG_MAX][1024];
-} g_log;
-
-static void record_log(void *ud, int level, const char *msg)
-{
-    (void)ud;
-    (void)level;
-    if (g_log.n < LOG_MAX)
-        snprintf(g_log.text[g_log.n++], sizeof g_log.text[0], "%s", msg);
-}
+#include "test_embed_shutdown_util.h"
 
 static void test_shutdown_timeout(void **state)
 {
-    carbon_config cfg;
-    carbon_worker *w = NULL, *w2 = NULL;
-    long long t0, dt;
-    int found = 0;
+    carbon_worker *w2 = NULL;
 
     (void)state;
-    carbon_config_init(&cfg);
-    cfg.log = record_log;
-    cfg.shutdown_timeout_ns = 200000000; /* 200 ms */
-    assert_int_equal(carbon_init(&cfg), CARBON_OK);
-    RUN("import time\n"
-        "started = []\n"
-        "def busy():\n"
-        "    started.append(1)\n"
-        "    time.sleep(1.5)\n");
-    assert_int_equal(carbon_worker_start("__main__:busy", &w), CARBON_OK);
-    assert_true(TICK_UNTIL("started", 2000, 1000000) > 0);
-    t0 = now_ns();
-    assert_int_equal(carbon_shutdown(), CARBON_ETIMEDOUT);
-    dt = now_ns() - t0;
-    assert_true(dt >= 200000000LL);
-    assert_true(dt < 2000000000LL * time_scale());
+    start_busy_worker("import time\n"
+                      "started = []\n"
+                      "def busy():\n"
+                      "    started.append(1)\n"
+                      "    time.sleep(1.5)\n");
+    shutdown_expect(CARBON_ETIMEDOUT, 2000000000LL);
     assert_non_null(strstr(carbon_last_error(), "call carbon_shutdown again"));
-    for (int i = 0; i < g_log.n; i++)
-        found += strstr(g_log.text[i], "worker __main__:busy has not ended 200 ms after carbon_shutdown") != NULL;
-    assert_int_equal(found, 1);
+    assert_int_equal(log_count("worker __main__:busy has not ended 200 ms after carbon_shutdown", NULL), 1);
     /* Still running: ticks, code; no new worker. */
     assert_int_equal(carbon_tick(1000000, NULL), CARBON_OK);
     assert_int_equal(carbon_worker_start("__main__:busy", &w2), CARBON_EPYTHON);
