@@ -29,6 +29,10 @@ import time as _time
 
 import _carbon
 from _carbon import READ, WRITE, wait_fd as _wait_fd, wait_fds as _wait_fds, forget_fd as _forget_fd
+# The hot calls in C (embed/sockio.c): the try / wait for readiness / try
+# again loop, with the descriptor's poll kept armed between waits.
+from _carbon import sock_recv as _sock_recv, sock_recv_into as _sock_recv_into, \
+    sock_send as _sock_send, sock_sendall as _sock_sendall, claim_fd as _claim_fd
 
 _cooperative = _carbon._cooperative
 _now = _time.monotonic
@@ -98,6 +102,16 @@ class socket(_realsocket):
         _realsocket.__init__(self, family, type, proto, fileno)
         self._cb_timeout = _csock.gettimeout(self)   # what the socket module decided
         _csock.settimeout(self, 0.0)                  # the descriptor stays non-blocking
+        # Ours now: a poll left armed for this number (a socket collected
+        # without close()) must not hide it from epoll.
+        _claim_fd(_csock.fileno(self))
+
+    def __del__(self, _del=_csock.__del__):
+        # Collected without close(): the poll goes before the descriptor.
+        fd = _csock.fileno(self)
+        if fd >= 0:
+            _forget_fd(fd)
+        _del(self)
 
     # -- timeouts, as the socket module defines them
     def settimeout(self, value):
@@ -175,25 +189,13 @@ class socket(_realsocket):
         timeout = self._cb_timeout
         if timeout == 0.0:
             return _csock.recv(self, bufsize, flags)
-        deadline = None
-        while True:
-            try:
-                return _csock.recv(self, bufsize, flags)
-            except BlockingIOError:
-                pass
-            deadline = _wait(self, READ, timeout, deadline)
+        return _sock_recv(_csock.fileno(self), bufsize, flags, timeout)
 
     def recv_into(self, buffer, nbytes=0, flags=0):
         timeout = self._cb_timeout
         if timeout == 0.0:
             return _csock.recv_into(self, buffer, nbytes, flags)
-        deadline = None
-        while True:
-            try:
-                return _csock.recv_into(self, buffer, nbytes, flags)
-            except BlockingIOError:
-                pass
-            deadline = _wait(self, READ, timeout, deadline)
+        return _sock_recv_into(_csock.fileno(self), buffer, nbytes, flags, timeout)
 
     def recvfrom(self, bufsize, flags=0):
         timeout = self._cb_timeout
@@ -249,31 +251,14 @@ class socket(_realsocket):
         timeout = self._cb_timeout
         if timeout == 0.0:
             return _csock.send(self, data, flags)
-        deadline = None
-        while True:
-            try:
-                return _csock.send(self, data, flags)
-            except BlockingIOError:
-                pass
-            deadline = _wait(self, WRITE, timeout, deadline)
+        return _sock_send(_csock.fileno(self), data, flags, timeout)
 
     def sendall(self, data, flags=0):
         timeout = self._cb_timeout
         if timeout == 0.0:
             return _csock.sendall(self, data, flags)
         # The timeout bounds the whole call (socket module, since 3.5).
-        deadline = None
-        with memoryview(data) as view, view.cast('B') as v:
-            total = len(v)
-            sent = 0
-            while True:
-                try:
-                    sent += _csock.send(self, v[sent:], flags)
-                except BlockingIOError:
-                    pass
-                if sent >= total:
-                    return None
-                deadline = _wait(self, WRITE, timeout, deadline)
+        return _sock_sendall(_csock.fileno(self), data, flags, timeout)
 
     def sendto(self, data, flags_or_addr, addr=None):
         timeout = self._cb_timeout
