@@ -265,10 +265,12 @@ int cb_embed_sockio_add(PyObject *mod);
 
 struct addrinfo;
 /* getaddrinfo on the loop's thread pool, blocking only the current tasklet.
- * 0: *status is 0 (*res to free with uv_freeaddrinfo) or a libuv error;
- * -1 with an exception (killed, thrown at). */
+ * 0: *status is 0 (*res to free with uv_freeaddrinfo) or a libuv error
+ * (UV_ETIMEDOUT: the monotonic deadline passed; < 0: none); -1 with an
+ * exception (killed, thrown at). */
 int cb_embed_getaddrinfo(cb_embed_loop *loop, const char *node, const char *service,
-                         const struct addrinfo *hints, struct addrinfo **res, int *status);
+                         const struct addrinfo *hints, struct addrinfo **res, int *status,
+                         long long deadline_ns);
 PyObject *cb_embed_py_getaddrinfo(PyObject *mod, PyObject *args, PyObject *kwds);
 
 int cb_embed_timeout_add_type(PyObject *mod);
