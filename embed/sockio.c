@@ -217,17 +217,17 @@ static PyObject *claim_fd(PyObject *mod, PyObject *arg)
 }
 
 static PyMethodDef sockio_methods[] = {
-    {"sock_recv", (PyCFunction)(void (*)(void))sock_recv, METH_FASTCALL,
-     "sock_recv(fd, bufsize, flags, timeout) -> bytes: recv(2) on a non-blocking descriptor; "
+    {"_sock_recv", (PyCFunction)(void (*)(void))sock_recv, METH_FASTCALL,
+     "_sock_recv(fd, bufsize, flags, timeout) -> bytes: recv(2) on a non-blocking descriptor; "
      "waits (only the calling tasklet) while it would block; timeout None or seconds."},
-    {"sock_recv_into", (PyCFunction)(void (*)(void))sock_recv_into, METH_FASTCALL,
-     "sock_recv_into(fd, buffer, nbytes, flags, timeout) -> int: the same into a buffer."},
-    {"sock_send", (PyCFunction)(void (*)(void))sock_send, METH_FASTCALL,
-     "sock_send(fd, data, flags, timeout) -> int: send(2), waiting while it would block."},
-    {"sock_sendall", (PyCFunction)(void (*)(void))sock_sendall, METH_FASTCALL,
-     "sock_sendall(fd, data, flags, timeout): send everything; the timeout bounds the whole call."},
-    {"claim_fd", claim_fd, METH_O,
-     "claim_fd(fd): a new patched socket owns fd (a poll left armed for the number goes)."},
+    {"_sock_recv_into", (PyCFunction)(void (*)(void))sock_recv_into, METH_FASTCALL,
+     "_sock_recv_into(fd, buffer, nbytes, flags, timeout) -> int: the same into a buffer."},
+    {"_sock_send", (PyCFunction)(void (*)(void))sock_send, METH_FASTCALL,
+     "_sock_send(fd, data, flags, timeout) -> int: send(2), waiting while it would block."},
+    {"_sock_sendall", (PyCFunction)(void (*)(void))sock_sendall, METH_FASTCALL,
+     "_sock_sendall(fd, data, flags, timeout): send everything; the timeout bounds the whole call."},
+    {"_claim_fd", claim_fd, METH_O,
+     "_claim_fd(fd): a new patched socket owns fd (a poll left armed for the number goes)."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -76,7 +76,7 @@ def profile(build, impl, size=64, conns=CONNS, top=30, out=sys.stdout):
         saved = netbench.server_cmd
         netbench.server_cmd = lambda i, b: cmd
         try:
-            p, port = netbench.start_server(impl, build)
+            p, port = netbench.start_server(impl, build, timeout=180)  # valgrind starts slowly
         finally:
             netbench.server_cmd = saved
         if p is None:

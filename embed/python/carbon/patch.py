@@ -31,8 +31,7 @@ import _carbon
 from _carbon import READ, WRITE, wait_fd as _wait_fd, wait_fds as _wait_fds, forget_fd as _forget_fd
 # The hot calls in C (embed/sockio.c): the try / wait for readiness / try
 # again loop, with the descriptor's poll kept armed between waits.
-from _carbon import sock_recv as _sock_recv, sock_recv_into as _sock_recv_into, \
-    sock_send as _sock_send, sock_sendall as _sock_sendall, claim_fd as _claim_fd
+from _carbon import _sock_recv, _sock_recv_into, _sock_send, _sock_sendall, _claim_fd
 
 _cooperative = _carbon._cooperative
 _now = _time.monotonic
