@@ -105,11 +105,12 @@ class socket(_realsocket):
         # without close()) must not hide it from epoll.
         _claim_fd(_csock.fileno(self))
 
-    def __del__(self, _del=_csock.__del__):
-        # Collected without close(): the poll goes before the descriptor.
-        fd = _csock.fileno(self)
+    def __del__(self, _del=_csock.__del__, _fileno=_csock.fileno, _forget=_forget_fd):
+        # Collected without close(): the poll goes before the descriptor
+        # (the defaults keep what it needs alive through interpreter exit).
+        fd = _fileno(self)
         if fd >= 0:
-            _forget_fd(fd)
+            _forget(fd)
         _del(self)
 
     # -- timeouts, as the socket module defines them
