@@ -56,6 +56,20 @@ def exclusive(path):
     return costs
 
 
+def summary(path):
+    """{event: total} of one callgrind dump (Ir, and with --cache-sim=yes
+    D1mr, DLmr... : first-level and last-level cache misses)."""
+    events, totals = [], []
+    with open(path) as f:
+        for line in f:
+            if line.startswith("events:"):
+                events = line.split()[1:]
+            elif line.startswith("summary:"):
+                totals = [int(v) for v in line.split()[1:]]
+                break
+    return dict(zip(events, totals))
+
+
 def _wait_dump(prefix, count, timeout=60):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -67,12 +81,14 @@ def _wait_dump(prefix, count, timeout=60):
     sys.exit("profile: callgrind wrote no dump")
 
 
-def profile(build, impl, size=64, conns=CONNS, top=30, out=sys.stdout):
+def profile(build, impl, size=64, conns=CONNS, top=30, out=sys.stdout, cache=False):
+    """cache: also simulate the caches (callgrind --cache-sim=yes, the
+    machine's sizes) and report misses per message."""
     with tempfile.TemporaryDirectory() as tmp:
         tmp = os.environ.get("NET_PROFILE_KEEP", tmp)
         prefix = os.path.join(tmp, "cg")
         cmd = ["valgrind", "--tool=callgrind", "--compress-strings=no", "--callgrind-out-file=" + prefix + ".%p"] + \
-            netbench.server_cmd(impl, build)
+            (["--cache-sim=yes"] if cache else []) + netbench.server_cmd(impl, build)
         saved = netbench.server_cmd
         netbench.server_cmd = lambda i, b: cmd
         try:
@@ -99,6 +115,7 @@ def profile(build, impl, size=64, conns=CONNS, top=30, out=sys.stdout):
                            key=lambda f: int(f.rsplit(".", 1)[1].split("-")[0]))
             a, b = files[-2], files[-1]
             ca, cb = exclusive(a), exclusive(b)
+            sa, sb = summary(a), summary(b)
         finally:
             netbench.stop_server(p)
     ops = msgs[1] - msgs[0]
@@ -112,6 +129,10 @@ def profile(build, impl, size=64, conns=CONNS, top=30, out=sys.stdout):
         groups[g] = groups.get(g, 0) + v
     out.write("net echo on %s, %d B, %d connections: %.0f instructions per message "
               "(callgrind, %d - %d messages)\n\n" % (impl, size, conns, total, msgs[1], msgs[0]))
+    if cache:
+        per = {e: (sb.get(e, 0) - sa.get(e, 0)) / ops for e in sb}
+        out.write("per message: " + ", ".join("%s %.1f" % (e, v) for e, v in per.items()) +
+                  " (D1mr/D1mw: first-level data cache read/write misses; DLmr/DLmw: last-level)\n\n")
     out.write("| where | instructions / msg | share |\n|---|---:|---:|\n")
     for g, v in sorted(groups.items(), key=lambda kv: -kv[1]):
         if abs(v) >= 0.5:
@@ -129,4 +150,5 @@ if __name__ == "__main__":
     build = sys.argv[1]
     impl = sys.argv[2] if len(sys.argv) > 2 else "carbon"
     size = int(sys.argv[3]) if len(sys.argv) > 3 else 64
-    profile(build, impl, size)
+    conns = int(sys.argv[4]) if len(sys.argv) > 4 else CONNS
+    profile(build, impl, size, conns, cache=len(sys.argv) > 5 and sys.argv[5] == "cache")
