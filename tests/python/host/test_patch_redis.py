@@ -65,6 +65,12 @@ def run_tasklets(*fns, limit=20.0 * SLACK):
     return results
 
 
+class Setup(unittest.TestCase):
+    def test_patched_before_the_driver_is_imported(self):
+        # Always runs (Python 3.12+ fails a file whose tests all skip).
+        self.assertIs(socket.socket, sys.modules['carbon.patch'].socket)
+
+
 @unittest.skipIf(redis is None, 'python3-redis is not installed for this Python (Debian ships it '
                  'for /usr/bin/python3 only; tools/dev test installs it)')
 @unittest.skipIf(REDIS_SERVER is None, 'redis-server is not installed (tools/dev test installs it)')
