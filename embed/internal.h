@@ -244,10 +244,9 @@ int cb_embed_wait_fds(int n, const int *fds, const int *events, int *revents, lo
 void cb_embed_forget_fd(int fd);
 /* cb_embed_wait_fds for one descriptor of a patched socket: its poll stays
  * armed between waits (poll.c). The socket must call cb_embed_forget_fd
- * before its descriptor is closed, and cb_embed_claim_fd when it is made. */
-int cb_embed_wait_sock(int fd, int events, long long deadline_ns);
-/* A new patched socket owns fd: a poll left armed for this number goes. */
-void cb_embed_claim_fd(int fd);
+ * before its descriptor is closed; `token` is the socket's own (never
+ * reused: another socket's wait on the same number registers it afresh). */
+int cb_embed_wait_sock(int fd, int events, long long deadline_ns, unsigned long long token);
 /* The thread's scratch buffer (*cap bytes), freed with its loop: for data
  * copied out before anything can switch. NULL on a thread without a loop. */
 char *cb_embed_scratch(size_t *cap);

@@ -19,10 +19,12 @@
  * wait of a request/response connection. The handle is stopped lazily, at
  * the first readiness event that no waiter wants (at most one extra loop
  * wakeup), like libev does. A descriptor number whose socket was closed
- * behind our back (collected without close()) must not keep a stale
- * registration that hides a new descriptor with the same number: a new
- * patched socket claims its number (cb_embed_claim_fd), and any other wait
- * (select(), wait_fd) on a kept handle registers the descriptor afresh.
+ * behind our back, or on another thread (whose forget_fd reaches only its
+ * own table), must not keep a stale registration that hides a new
+ * descriptor with the same number: each patched socket has its own token,
+ * a kept handle remembers whose it is, and a wait by another socket (or any
+ * other wait: select(), wait_fd) on a kept handle registers the descriptor
+ * afresh.
  *
  * A waiter lives in the C frame of the blocked call, on the tasklet's stack,
  * like the sleepers of timer.c. Handles are owned by the thread's table and
@@ -53,6 +55,7 @@ struct fd_watch {
     int fd;
     int mask;          /* events the poll is started for; 0: stopped */
     int kept;          /* armed for a patched socket: not stopped when idle */
+    unsigned long long token; /* ... that socket's (cb_embed_wait_sock) */
     unsigned long events; /* on_poll calls, for tests (_carbon._poll_state) */
     poll_waiter *head, *tail;
 };
@@ -383,7 +386,7 @@ static int wait_thread(int n, const int *fds, const int *events, int *revents, l
  * those not ready). Returns 1 ready, 0 deadline, -1 with an exception.
  * `keep`: the descriptors are patched sockets' (see the top). */
 static int wait_fds(int n, const int *fds, const int *events, int *revents, long long deadline_ns,
-                    int keep)
+                    int keep, unsigned long long token)
 {
     poll_waiter stack_w[4], *ws = stack_w;
     cb_embed_loop *loop = NULL;
@@ -420,10 +423,12 @@ static int wait_fds(int n, const int *fds, const int *events, int *revents, long
             ready = 1;
             continue;
         }
-        if (w->kept && !keep && !w->head)
-            watch_stop(w); /* whoever armed it, this descriptor is registered afresh */
-        if (keep)
+        if (w->kept && (!keep || w->token != token) && !w->head)
+            watch_stop(w); /* armed for another socket: registered afresh */
+        if (keep) {
             w->kept = 1;
+            w->token = token;
+        }
         waiter_link(w, &ws[i]);
         linked = i + 1;
         if ((r = watch_update(w)) < 0) {
@@ -471,14 +476,14 @@ done:
 
 int cb_embed_wait_fds(int n, const int *fds, const int *events, int *revents, long long deadline_ns)
 {
-    return wait_fds(n, fds, events, revents, deadline_ns, 0);
+    return wait_fds(n, fds, events, revents, deadline_ns, 0, 0);
 }
 
-int cb_embed_wait_sock(int fd, int events, long long deadline_ns)
+int cb_embed_wait_sock(int fd, int events, long long deadline_ns, unsigned long long token)
 {
     int revents = 0;
 
-    return wait_fds(1, &fd, &events, &revents, deadline_ns, 1);
+    return wait_fds(1, &fd, &events, &revents, deadline_ns, 1, token);
 }
 
 static fd_watch *watch_peek(int fd)
@@ -504,14 +509,6 @@ char *cb_embed_scratch(size_t *cap)
         tb->scratch = malloc(SCRATCH_SIZE);
     *cap = SCRATCH_SIZE;
     return tb->scratch;
-}
-
-void cb_embed_claim_fd(int fd)
-{
-    fd_watch *w = watch_peek(fd);
-
-    if (w && !w->head)
-        watch_stop(w);
 }
 
 void cb_embed_forget_fd(int fd)

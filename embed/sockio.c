@@ -30,8 +30,9 @@ static int parse_int(PyObject *o, const char *what, long lo, long hi, int *out)
     return 0;
 }
 
+/* Every call is (fd, token, ..., flags, timeout). */
 static int parse_common(PyObject *const *args, Py_ssize_t nargs, Py_ssize_t want, const char *fn,
-                        int *fd, int *flags, long long *deadline)
+                        int *fd, unsigned long long *token, int *flags, long long *deadline)
 {
     if (nargs != want) {
         PyErr_Format(PyExc_TypeError, "%s() takes %zd arguments", fn, want);
@@ -39,6 +40,9 @@ static int parse_common(PyObject *const *args, Py_ssize_t nargs, Py_ssize_t want
     }
     if (parse_int(args[0], "file descriptor", -1, INT_MAX, fd) < 0 ||
         parse_int(args[want - 2], "flags", INT_MIN, INT_MAX, flags) < 0)
+        return -1;
+    *token = PyLong_AsUnsignedLongLong(args[1]);
+    if (*token == (unsigned long long)-1 && PyErr_Occurred())
         return -1;
     if (*fd < 0) { /* closed: what the socket module says */
         errno = EBADF;
@@ -50,7 +54,7 @@ static int parse_common(PyObject *const *args, Py_ssize_t nargs, Py_ssize_t want
 
 /* After a failed call: 1 to try again (EAGAIN and now ready, or EINTR),
  * -1 with an exception (the error, a timeout, or the wait's). */
-static int retry(int err, int fd, int events, long long deadline)
+static int retry(int err, int fd, unsigned long long token, int events, long long deadline)
 {
     int r;
 
@@ -61,7 +65,7 @@ static int retry(int err, int fd, int events, long long deadline)
         PyErr_SetFromErrno(PyExc_OSError);
         return -1;
     }
-    r = cb_embed_wait_sock(fd, events, deadline);
+    r = cb_embed_wait_sock(fd, events, deadline, token);
     if (r < 0)
         return -1;
     if (r == 0) {
@@ -71,18 +75,19 @@ static int retry(int err, int fd, int events, long long deadline)
     return 1;
 }
 
-/* sock_recv(fd, bufsize, flags, timeout) -> bytes */
+/* _sock_recv(fd, token, bufsize, flags, timeout) -> bytes */
 static PyObject *sock_recv(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
 {
     int fd, flags, size;
+    unsigned long long token;
     long long deadline;
     size_t cap;
     char *scratch;
 
     (void)mod;
-    if (parse_common(args, nargs, 4, "sock_recv", &fd, &flags, &deadline) < 0)
+    if (parse_common(args, nargs, 5, "_sock_recv", &fd, &token, &flags, &deadline) < 0)
         return NULL;
-    if (parse_int(args[1], "buffersize", INT_MIN, INT_MAX, &size) < 0)
+    if (parse_int(args[2], "buffersize", INT_MIN, INT_MAX, &size) < 0)
         return NULL;
     if (size < 0) {
         PyErr_SetString(PyExc_ValueError, "negative buffersize in recv");
@@ -97,7 +102,7 @@ static PyObject *sock_recv(PyObject *mod, PyObject *const *args, Py_ssize_t narg
             ssize_t n = recv(fd, scratch, (size_t)size, flags);
             if (n >= 0)
                 return PyBytes_FromStringAndSize(scratch, n);
-            if (retry(errno, fd, UV_READABLE, deadline) < 0)
+            if (retry(errno, fd, token, UV_READABLE, deadline) < 0)
                 return NULL;
         }
     }
@@ -114,28 +119,29 @@ static PyObject *sock_recv(PyObject *mod, PyObject *const *args, Py_ssize_t narg
             return b;
         }
         Py_DECREF(b);
-        if (retry(errno, fd, UV_READABLE, deadline) < 0)
+        if (retry(errno, fd, token, UV_READABLE, deadline) < 0)
             return NULL;
     }
 }
 
-/* sock_recv_into(fd, buffer, nbytes, flags, timeout) -> int */
+/* _sock_recv_into(fd, token, buffer, nbytes, flags, timeout) -> int */
 static PyObject *sock_recv_into(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
 {
     int fd, flags, nbytes;
+    unsigned long long token;
     long long deadline;
     Py_buffer view;
     PyObject *res = NULL;
 
     (void)mod;
-    if (parse_common(args, nargs, 5, "sock_recv_into", &fd, &flags, &deadline) < 0 ||
-        parse_int(args[2], "nbytes", INT_MIN, INT_MAX, &nbytes) < 0)
+    if (parse_common(args, nargs, 6, "_sock_recv_into", &fd, &token, &flags, &deadline) < 0 ||
+        parse_int(args[3], "nbytes", INT_MIN, INT_MAX, &nbytes) < 0)
         return NULL;
     if (nbytes < 0) {
         PyErr_SetString(PyExc_ValueError, "negative buffersize in recv_into");
         return NULL;
     }
-    if (PyObject_GetBuffer(args[1], &view, PyBUF_WRITABLE) < 0)
+    if (PyObject_GetBuffer(args[2], &view, PyBUF_WRITABLE) < 0)
         return NULL;
     if (nbytes == 0)
         nbytes = view.len > INT_MAX ? INT_MAX : (int)view.len;
@@ -149,7 +155,7 @@ static PyObject *sock_recv_into(PyObject *mod, PyObject *const *args, Py_ssize_t
             res = PyLong_FromSsize_t(n);
             break;
         }
-        if (retry(errno, fd, UV_READABLE, deadline) < 0)
+        if (retry(errno, fd, token, UV_READABLE, deadline) < 0)
             break;
     }
 out:
@@ -160,14 +166,16 @@ out:
 static PyObject *send_common(PyObject *const *args, Py_ssize_t nargs, int all)
 {
     int fd, flags;
+    unsigned long long token;
     long long deadline;
     Py_buffer view;
     Py_ssize_t sent = 0;
     PyObject *res = NULL;
 
-    if (parse_common(args, nargs, 4, all ? "sock_sendall" : "sock_send", &fd, &flags, &deadline) < 0)
+    if (parse_common(args, nargs, 5, all ? "_sock_sendall" : "_sock_send", &fd, &token, &flags,
+                     &deadline) < 0)
         return NULL;
-    if (PyObject_GetBuffer(args[1], &view, PyBUF_SIMPLE) < 0)
+    if (PyObject_GetBuffer(args[2], &view, PyBUF_SIMPLE) < 0)
         return NULL;
     for (;;) {
         ssize_t n = send(fd, (const char *)view.buf + sent, (size_t)(view.len - sent), flags);
@@ -182,52 +190,39 @@ static PyObject *send_common(PyObject *const *args, Py_ssize_t nargs, int all)
                 break;
             continue;
         }
-        if (retry(errno, fd, UV_WRITABLE, deadline) < 0)
+        if (retry(errno, fd, token, UV_WRITABLE, deadline) < 0)
             break;
     }
     PyBuffer_Release(&view);
     return res;
 }
 
-/* sock_send(fd, data, flags, timeout) -> int */
+/* _sock_send(fd, token, data, flags, timeout) -> int */
 static PyObject *sock_send(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)mod;
     return send_common(args, nargs, 0);
 }
 
-/* sock_sendall(fd, data, flags, timeout) -> None */
+/* _sock_sendall(fd, token, data, flags, timeout) -> None */
 static PyObject *sock_sendall(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)mod;
     return send_common(args, nargs, 1);
 }
 
-/* claim_fd(fd): a new patched socket owns fd. */
-static PyObject *claim_fd(PyObject *mod, PyObject *arg)
-{
-    int fd;
-
-    (void)mod;
-    if (parse_int(arg, "file descriptor", INT_MIN, INT_MAX, &fd) < 0)
-        return NULL;
-    if (fd >= 0)
-        cb_embed_claim_fd(fd);
-    Py_RETURN_NONE;
-}
-
 static PyMethodDef sockio_methods[] = {
     {"_sock_recv", (PyCFunction)(void (*)(void))sock_recv, METH_FASTCALL,
-     "_sock_recv(fd, bufsize, flags, timeout) -> bytes: recv(2) on a non-blocking descriptor; "
-     "waits (only the calling tasklet) while it would block; timeout None or seconds."},
+     "_sock_recv(fd, token, bufsize, flags, timeout) -> bytes: recv(2) on a non-blocking "
+     "descriptor; waits (only the calling tasklet) while it would block; timeout None or "
+     "seconds; token: the socket's own number (its poll stays armed between waits)."},
     {"_sock_recv_into", (PyCFunction)(void (*)(void))sock_recv_into, METH_FASTCALL,
-     "_sock_recv_into(fd, buffer, nbytes, flags, timeout) -> int: the same into a buffer."},
+     "_sock_recv_into(fd, token, buffer, nbytes, flags, timeout) -> int: the same into a buffer."},
     {"_sock_send", (PyCFunction)(void (*)(void))sock_send, METH_FASTCALL,
-     "_sock_send(fd, data, flags, timeout) -> int: send(2), waiting while it would block."},
+     "_sock_send(fd, token, data, flags, timeout) -> int: send(2), waiting while it would block."},
     {"_sock_sendall", (PyCFunction)(void (*)(void))sock_sendall, METH_FASTCALL,
-     "_sock_sendall(fd, data, flags, timeout): send everything; the timeout bounds the whole call."},
-    {"_claim_fd", claim_fd, METH_O,
-     "_claim_fd(fd): a new patched socket owns fd (a poll left armed for the number goes)."},
+     "_sock_sendall(fd, token, data, flags, timeout): send everything; the timeout bounds the "
+     "whole call."},
     {NULL, NULL, 0, NULL},
 };
 

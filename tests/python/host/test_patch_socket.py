@@ -475,16 +475,16 @@ class KeptPolls(Base):
         a, b = socket.socketpair()
         self.assertEqual(self.read_once(a, b), b'x')
         fd = a.fileno()
-        os.close(fd)  # behind the socket's back: its poll stays armed for the number
-        c, d = socket.socketpair()
-        x = c.detach()
-        if x != fd:
-            os.dup2(x, fd)  # a new socket with that number...
-            os.close(x)
-        s1 = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM, 0, fileno=fd)  # ... claims it
+        c, d = socket.socketpair()  # other numbers
+        os.close(fd)  # behind a's back: its poll stays armed for the number
+        os.dup2(c.fileno(), fd)  # a new socket gets the number
+        s1 = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM, 0, fileno=fd)
+        c.close()
+        s1.settimeout(5 * SLACK)  # a stale registration would hide it: TimeoutError, not a hang
         try:
-            self.assertEqual(_carbon._poll_state(fd)[:2], (0, 0))
+            self.assertEqual(_carbon._poll_state(fd)[:2], (_carbon.READ, 1))  # a's, stale
             self.assertEqual(self.read_once(s1, d, b'new socket'), b'new socket')
+            self.assertEqual(_carbon._poll_state(fd)[:2], (_carbon.READ, 1))  # s1's now
         finally:
             a.detach()  # the number is not its own any more
             for o in (s1, d, b):
