@@ -192,6 +192,12 @@ static int watch_update(fd_watch *w)
 
     for (poll_waiter *p = w->head; p; p = p->next)
         mask |= p->events;
+    /* Only waiters keep the loop alive: a poll kept armed for a patched
+     * socket nobody waits on must not (a worker thread would never end). */
+    if (w->head)
+        uv_ref((uv_handle_t *)&w->poll);
+    else
+        uv_unref((uv_handle_t *)&w->poll);
     if (mask == w->mask || (w->kept && !mask))
         return 0;
     if (w->kept)

@@ -490,6 +490,41 @@ class KeptPolls(Base):
             for o in (s1, d, b):
                 o.close()
 
+    def test_socket_closed_on_another_thread(self):
+        """A worker's poll kept armed for a socket main closes (forget_fd
+        reaches only main's polls) neither hides the next socket with that
+        number nor keeps the worker's loop (and so the worker) alive."""
+        a, b = socket.socketpair()
+        fd = a.fileno()
+        swapped = threading.Event()
+        box = {}
+
+        def worker():
+            first = a.recv(10)  # the worker's poll for fd stays armed
+            swapped.wait(10 * SLACK)
+            return first, box['c'].recv(10)
+
+        w = carbon.spawn_worker(worker)
+        carbon.sleep(0.05)
+        b.sendall(b'1')
+        carbon.sleep(0.1)  # the worker has it and waits for the swap
+        a.close()  # on this thread
+        c, d = socket.socketpair()
+        x = c.detach()
+        if x != fd:
+            os.dup2(x, fd)
+            os.close(x)
+        box['c'] = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM, 0, fileno=fd)
+        box['c'].settimeout(5 * SLACK)  # a stale registration: TimeoutError, not a hang
+        try:
+            swapped.set()
+            carbon.sleep(0.05)
+            d.sendall(b'2')
+            self.assertEqual(w.join(), (b'1', b'2'))  # the worker ended
+        finally:
+            for o in (box['c'], b, d):
+                o.close()
+
     def test_select_on_a_number_a_kept_poll_had(self):
         a, b = socket.socketpair()
         self.assertEqual(self.read_once(a, b), b'x')
