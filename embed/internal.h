@@ -242,6 +242,14 @@ int cb_embed_cooperative(cb_embed_loop **loop);
 int cb_embed_wait_fds(int n, const int *fds, const int *events, int *revents, long long deadline_ns);
 /* fd is about to be closed: this thread's waiters get EBADF, its poll goes. */
 void cb_embed_forget_fd(int fd);
+/* cb_embed_wait_fds for one descriptor of a patched socket: its poll stays
+ * armed between waits (poll.c). The socket must call cb_embed_forget_fd
+ * before its descriptor is closed; `token` is the socket's own (never
+ * reused: another socket's wait on the same number registers it afresh). */
+int cb_embed_wait_sock(int fd, int events, long long deadline_ns, unsigned long long token);
+/* The thread's scratch buffer (*cap bytes), freed with its loop: for data
+ * copied out before anything can switch. NULL on a thread without a loop. */
+char *cb_embed_scratch(size_t *cap);
 /* Loop teardown: closes the thread's poll handles. */
 void cb_embed_poll_close(cb_embed_loop *loop);
 /* None -> -1; seconds -> a monotonic deadline (negative seconds: now). */
@@ -250,13 +258,18 @@ PyObject *cb_embed_py_wait_fd(PyObject *mod, PyObject *args, PyObject *kwds);
 PyObject *cb_embed_py_wait_fds(PyObject *mod, PyObject *args, PyObject *kwds);
 PyObject *cb_embed_py_forget_fd(PyObject *mod, PyObject *arg);
 PyObject *cb_embed_py_cooperative(PyObject *mod, PyObject *unused);
+PyObject *cb_embed_py_poll_state(PyObject *mod, PyObject *arg);
+/* sockio.c: the hot calls of patched sockets (recv, recv_into, send, sendall). */
+int cb_embed_sockio_add(PyObject *mod);
 
 struct addrinfo;
 /* getaddrinfo on the loop's thread pool, blocking only the current tasklet.
- * 0: *status is 0 (*res to free with uv_freeaddrinfo) or a libuv error;
- * -1 with an exception (killed, thrown at). */
+ * 0: *status is 0 (*res to free with uv_freeaddrinfo) or a libuv error
+ * (UV_ETIMEDOUT: the monotonic deadline passed; < 0: none); -1 with an
+ * exception (killed, thrown at). */
 int cb_embed_getaddrinfo(cb_embed_loop *loop, const char *node, const char *service,
-                         const struct addrinfo *hints, struct addrinfo **res, int *status);
+                         const struct addrinfo *hints, struct addrinfo **res, int *status,
+                         long long deadline_ns);
 PyObject *cb_embed_py_getaddrinfo(PyObject *mod, PyObject *args, PyObject *kwds);
 
 int cb_embed_timeout_add_type(PyObject *mod);

@@ -226,28 +226,6 @@ int cb_net_parse_addr(PyObject *addr, const char **host, int *port)
 
 /* ---- name resolution ------------------------------------------------------------------------ */
 
-typedef struct gai_req {
-    uv_getaddrinfo_t req;
-    cb_net_wait *w;        /* NULL once the caller gave up */
-    struct addrinfo *res;
-    int done;              /* on_gai ran */
-} gai_req;
-
-static void on_gai(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
-{
-    gai_req *g = (gai_req *)req;
-
-    if (!g->w) {
-        if (res)
-            uv_freeaddrinfo(res);
-        free(g);
-        return;
-    }
-    g->res = res;
-    g->done = 1;
-    cb_net_wake(g->w, status);
-}
-
 static void set_port(struct sockaddr_storage *ss, int port)
 {
     if (ss->ss_family == AF_INET)
@@ -259,11 +237,8 @@ static void set_port(struct sockaddr_storage *ss, int port)
 int cb_net_resolve(cb_embed_loop *loop, const char *host, int port, int socktype,
                    struct sockaddr_storage *out, struct addrinfo **all, long long deadline)
 {
-    uv_timer_t *timer = NULL;
-    struct addrinfo hints;
-    cb_net_wait w = {0};
-    gai_req *g;
-    int err, rc;
+    struct addrinfo hints, *res = NULL;
+    int status = 0;
 
     if (all)
         *all = NULL;
@@ -272,61 +247,28 @@ int cb_net_resolve(cb_embed_loop *loop, const char *host, int port, int socktype
         uv_ip6_addr(host, port, (struct sockaddr_in6 *)out) == 0)
         return 0;
     memset(out, 0, sizeof *out);
-    g = calloc(1, sizeof *g);
-    if (!g) {
-        PyErr_NoMemory();
-        return -1;
-    }
     memset(&hints, 0, sizeof hints);
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = socktype;
     hints.ai_flags = AI_ADDRCONFIG;
-    g->w = &w;
-    w.t = loop->mgr->current;
-    err = uv_getaddrinfo(&loop->uv, &g->req, on_gai, host, NULL, &hints);
-    if (err < 0) {
-        free(g);
-        cb_net_raise(err, host);
+    /* The one uv_getaddrinfo helper (resolve.c), shared with carbon.patch(). */
+    if (cb_embed_getaddrinfo(loop, host, NULL, &hints, &res, &status, deadline) < 0)
+        return -1;
+    if (status < 0 || !res) {
+        if (res)
+            uv_freeaddrinfo(res);
+        cb_net_raise(status < 0 ? status : UV_EAI_NONAME, host);
         return -1;
     }
-    if (deadline >= 0 && !(timer = cb_net_timeout_start(loop, deadline - cb_monotonic_ns(), &w))) {
-        g->w = NULL;
-        uv_cancel((uv_req_t *)&g->req);
-        return -1;
-    }
-    rc = cb_net_block(loop, &w);
-    cb_net_timeout_stop(timer);
-    if (rc < 0 || !g->done) {
-        if (rc == 0) /* the timer */
-            cb_net_raise(UV_ETIMEDOUT, host);
-        if (g->done) { /* done but we were killed: drop the result */
-            if (g->res)
-                uv_freeaddrinfo(g->res);
-            free(g);
-        } else {
-            g->w = NULL; /* on_gai frees it (UV_EAI_CANCELED if this works) */
-            uv_cancel((uv_req_t *)&g->req);
-        }
-        return -1;
-    }
-    err = w.status;
-    if (err < 0 || !g->res) {
-        if (g->res)
-            uv_freeaddrinfo(g->res);
-        free(g);
-        cb_net_raise(err < 0 ? err : UV_EAI_NONAME, host);
-        return -1;
-    }
-    memcpy(out, g->res->ai_addr, g->res->ai_addrlen);
+    memcpy(out, res->ai_addr, res->ai_addrlen);
     set_port(out, port);
     if (all) {
-        for (struct addrinfo *a = g->res; a; a = a->ai_next)
+        for (struct addrinfo *a = res; a; a = a->ai_next)
             set_port((struct sockaddr_storage *)a->ai_addr, port);
-        *all = g->res;
+        *all = res;
     } else {
-        uv_freeaddrinfo(g->res);
+        uv_freeaddrinfo(res);
     }
-    free(g);
     return 0;
 }
 

@@ -318,15 +318,38 @@ static cb_embed_loop *stream_check(StreamObject *s, const char *what)
     return s->h->link.loop;
 }
 
-static int wait_slot(cb_embed_loop *loop, cb_net_wait **slot, const char *what)
+static PyObject *busy_reader(const char *what)
 {
+    PyErr_Format(PyExc_RuntimeError, "%s: another tasklet is already reading this stream", what);
+    return NULL;
+}
+
+/* The one wait of every stream call (read, readexactly, readline, write,
+ * drain): blocks the calling tasklet in `slot` (s->reader, writer or
+ * drainer) until libuv wakes it; a reader first says what it waits for
+ * (`need` bytes, or a newline if `line`) and starts reading. The stream
+ * must have passed stream_check. 0: look again; -1 with an exception
+ * (another tasklet waits there, killed, thrown at). */
+static int stream_wait(StreamObject *s, cb_net_wait **slot, size_t need, int line, const char *what)
+{
+    cb_embed_loop *loop = s->h->link.loop;
     cb_net_wait w = {0};
     int rc;
 
     if (*slot) {
-        PyErr_Format(PyExc_RuntimeError, "%s: another tasklet is already waiting to %s this stream",
-                     what, what);
+        if (slot == &s->reader)
+            busy_reader(what);
+        else
+            PyErr_Format(PyExc_RuntimeError,
+                         "%s: another tasklet is already waiting to %s this stream", what, what);
         return -1;
+    }
+    if (slot == &s->reader) {
+        s->need = need;
+        s->want_line = line;
+        ensure_reading(s);
+        if (s->rerr && !s->reading)
+            return 0; /* could not start: the caller sees the error */
     }
     w.t = loop->mgr->current;
     *slot = &w;
@@ -336,24 +359,14 @@ static int wait_slot(cb_embed_loop *loop, cb_net_wait **slot, const char *what)
     return rc;
 }
 
-static PyObject *busy_reader(const char *what)
+/* At EOF or after a read error: what is left, then the error, then b"". */
+static PyObject *read_rest(StreamObject *s)
 {
-    PyErr_Format(PyExc_RuntimeError, "%s: another tasklet is already reading this stream", what);
-    return NULL;
-}
-
-static int wait_read(StreamObject *s, cb_embed_loop *loop, size_t need, int line, const char *what)
-{
-    if (s->reader) {
-        PyErr_Format(PyExc_RuntimeError, "%s: another tasklet is already reading this stream", what);
-        return -1;
-    }
-    s->need = need;
-    s->want_line = line;
-    ensure_reading(s);
-    if (s->rerr && !s->reading)
-        return 0; /* could not start: the caller sees the error */
-    return wait_slot(loop, &s->reader, what);
+    if (buffered(s))
+        return take(s, buffered(s));
+    if (s->rerr)
+        return cb_net_raise(s->rerr, NULL);
+    return PyBytes_FromStringAndSize(NULL, 0);
 }
 
 /* ---- streams: methods ------------------------------------------------------------------------ */
@@ -363,6 +376,12 @@ static int parse_size(PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames
 {
     PyObject *arg = NULL;
 
+    if (nargs == 1 && !kwnames && PyLong_CheckExact(args[0])) { /* read(65536) */
+        *out = PyLong_AsSsize_t(args[0]);
+        if (*out != -1 || !PyErr_Occurred())
+            return 0;
+        PyErr_Clear(); /* too big: the general path says so */
+    }
     if (nargs > 1 || (kwnames && PyTuple_GET_SIZE(kwnames) + nargs > 1)) {
         PyErr_Format(PyExc_TypeError, "%s() takes at most 1 argument", fn);
         return -1;
@@ -398,7 +417,6 @@ static PyObject *stream_read(PyObject *self, PyObject *const *args, Py_ssize_t n
 {
     StreamObject *s = (StreamObject *)self;
     Py_ssize_t n;
-    cb_embed_loop *loop;
     int rc;
 
     if (parse_size(args, nargs, kwnames, "read", "n", -1, 0, &n) < 0)
@@ -407,24 +425,19 @@ static PyObject *stream_read(PyObject *self, PyObject *const *args, Py_ssize_t n
         return busy_reader("read");
     for (;;) {
         size_t avail;
-        if (!(loop = stream_check(s, "read")))
+        if (!stream_check(s, "read"))
             return NULL;
         avail = buffered(s);
         if (n == 0)
             return PyBytes_FromStringAndSize(NULL, 0);
         if (n > 0 && avail)
             return take(s, avail < (size_t)n ? avail : (size_t)n);
-        if (s->eof || s->rerr) {
-            if (avail)
-                return take(s, avail);
-            if (s->rerr)
-                return cb_net_raise(s->rerr, NULL);
-            return PyBytes_FromStringAndSize(NULL, 0);
-        }
-        if (s->reader)
+        if (s->eof || s->rerr)
+            return read_rest(s);
+        if (s->reader) /* before want_any, which is that reader's */
             return busy_reader("read");
         s->want_any = n > 0 ? n : 0;
-        rc = wait_read(s, loop, n > 0 ? 1 : SIZE_MAX, 0, "read");
+        rc = stream_wait(s, &s->reader, n > 0 ? 1 : SIZE_MAX, 0, "read");
         s->want_any = 0;
         if (rc < 0) {
             handoff_return(s);
@@ -460,7 +473,6 @@ static PyObject *stream_readexactly(PyObject *self, PyObject *const *args, Py_ss
 {
     StreamObject *s = (StreamObject *)self;
     Py_ssize_t n;
-    cb_embed_loop *loop;
 
     if (parse_size(args, nargs, kwnames, "readexactly", "n", 0, 1, &n) < 0)
         return NULL;
@@ -471,7 +483,7 @@ static PyObject *stream_readexactly(PyObject *self, PyObject *const *args, Py_ss
         return NULL;
     }
     for (;;) {
-        if (!(loop = stream_check(s, "readexactly")))
+        if (!stream_check(s, "readexactly"))
             return NULL;
         if (buffered(s) >= (size_t)n)
             return take(s, (size_t)n);
@@ -480,7 +492,7 @@ static PyObject *stream_readexactly(PyObject *self, PyObject *const *args, Py_ss
                 return cb_net_raise(s->rerr, NULL);
             return incomplete(s, n);
         }
-        if (wait_read(s, loop, (size_t)n, 0, "readexactly") < 0)
+        if (stream_wait(s, &s->reader, (size_t)n, 0, "readexactly") < 0)
             return NULL;
     }
 }
@@ -490,7 +502,6 @@ static PyObject *stream_readline(PyObject *self, PyObject *const *args, Py_ssize
 {
     StreamObject *s = (StreamObject *)self;
     Py_ssize_t limit;
-    cb_embed_loop *loop;
 
     if (parse_size(args, nargs, kwnames, "readline", "limit", 65536, 0, &limit) < 0)
         return NULL;
@@ -503,7 +514,7 @@ static PyObject *stream_readline(PyObject *self, PyObject *const *args, Py_ssize
     for (;;) {
         size_t avail, scan;
         const char *nl;
-        if (!(loop = stream_check(s, "readline")))
+        if (!stream_check(s, "readline"))
             return NULL;
         avail = buffered(s);
         scan = avail < (size_t)limit ? avail : (size_t)limit;
@@ -512,14 +523,9 @@ static PyObject *stream_readline(PyObject *self, PyObject *const *args, Py_ssize
             return take(s, (size_t)(nl - (s->buf + s->start)) + 1);
         if (avail >= (size_t)limit)
             return take(s, (size_t)limit);
-        if (s->eof || s->rerr) {
-            if (avail)
-                return take(s, avail);
-            if (s->rerr)
-                return cb_net_raise(s->rerr, NULL);
-            return PyBytes_FromStringAndSize(NULL, 0);
-        }
-        if (wait_read(s, loop, (size_t)limit, 1, "readline") < 0)
+        if (s->eof || s->rerr)
+            return read_rest(s);
+        if (stream_wait(s, &s->reader, (size_t)limit, 1, "readline") < 0)
             return NULL;
     }
 }
@@ -596,53 +602,63 @@ static PyObject *stream_write(PyObject *self, PyObject *data)
 {
     StreamObject *s = (StreamObject *)self;
     Py_buffer view;
-    cb_embed_loop *loop;
+    int bytes = PyBytes_CheckExact(data), ok = 0;
+    const char *p;
+    size_t len;
 
-    if (PyUnicode_Check(data)) {
-        PyErr_SetString(PyExc_TypeError, "write() argument must be bytes-like, not str");
-        return NULL;
+    /* bytes (the usual case: what read() returned) without the buffer
+     * protocol; the caller's reference keeps it alive while we wait. */
+    if (bytes) {
+        p = PyBytes_AS_STRING(data);
+        len = (size_t)PyBytes_GET_SIZE(data);
+    } else {
+        if (PyUnicode_Check(data)) {
+            PyErr_SetString(PyExc_TypeError, "write() argument must be bytes-like, not str");
+            return NULL;
+        }
+        if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) < 0)
+            return NULL;
+        p = view.buf;
+        len = (size_t)view.len;
     }
-    if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) < 0)
-        return NULL;
-    if ((size_t)view.len > UINT32_MAX / 2) {
+    if (len > UINT32_MAX / 2) {
         PyErr_SetString(PyExc_OverflowError, "write() of more than 2 GiB at once");
-        goto fail;
+        goto out;
     }
     for (;;) {
-        if (!(loop = stream_check(s, "write")))
-            goto fail;
+        if (!stream_check(s, "write"))
+            goto out;
         if (s->werr) {
             cb_net_raise(s->werr, NULL);
-            goto fail;
+            goto out;
         }
         if (s->h->tcp.write_queue_size <= WRITE_HIGH)
             break;
-        if (wait_slot(loop, &s->writer, "write") < 0)
-            goto fail;
+        if (stream_wait(s, &s->writer, 0, 0, "write") < 0)
+            goto out;
     }
-    if (queue_write(s, view.buf, (size_t)view.len) < 0)
-        goto fail;
-    PyBuffer_Release(&view);
+    ok = queue_write(s, p, len) == 0;
+out:
+    if (!bytes)
+        PyBuffer_Release(&view);
+    if (!ok)
+        return NULL;
     Py_RETURN_NONE;
-fail:
-    PyBuffer_Release(&view);
-    return NULL;
 }
 
 static PyObject *stream_drain(PyObject *self, PyObject *unused)
 {
     StreamObject *s = (StreamObject *)self;
-    cb_embed_loop *loop;
 
     (void)unused;
     for (;;) {
-        if (!(loop = stream_check(s, "drain")))
+        if (!stream_check(s, "drain"))
             return NULL;
         if (s->werr)
             return cb_net_raise(s->werr, NULL);
         if (s->h->writes == 0)
             Py_RETURN_NONE;
-        if (wait_slot(loop, &s->drainer, "drain") < 0)
+        if (stream_wait(s, &s->drainer, 0, 0, "drain") < 0)
             return NULL;
     }
 }

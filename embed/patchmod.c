@@ -29,6 +29,9 @@ static PyMethodDef patch_methods[] = {
     {"_cooperative", cb_embed_py_cooperative, METH_NOARGS,
      "_cooperative() -> bool: whether a blocking call here should block only the calling "
      "tasklet (True) or the whole thread (False: a thread with no tasklets and no loop)."},
+    {"_poll_state", cb_embed_py_poll_state, METH_O,
+     "_poll_state(fd) -> (events armed, kept, readiness callbacks so far) of this thread's poll "
+     "handle for fd, or None (for tests)."},
     {"_ensure_loop", ensure_loop, METH_NOARGS,
      "_ensure_loop(): give the calling thread its loop (its main tasklet then waits cooperatively)."},
     {NULL, NULL, 0, NULL},
@@ -38,7 +41,7 @@ int cb_embed_patch_add(PyObject *mod)
 {
     if (PyModule_AddFunctions(mod, patch_methods) < 0 ||
         PyModule_AddIntConstant(mod, "READ", UV_READABLE) < 0 ||
-        PyModule_AddIntConstant(mod, "WRITE", UV_WRITABLE) < 0)
+        PyModule_AddIntConstant(mod, "WRITE", UV_WRITABLE) < 0 || cb_embed_sockio_add(mod) < 0)
         return -1;
     return cb_embed_timeout_add_type(mod);
 }

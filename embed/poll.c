@@ -13,6 +13,19 @@
  * calls). cb_embed_forget_fd (socket close) wakes the waiters with EBADF and
  * stops the handle.
  *
+ * Patched sockets keep theirs armed (cb_embed_wait_sock): a socket whose
+ * close goes through cb_embed_forget_fd can stay in the epoll set between
+ * waits, which saves the two epoll_ctl calls (remove, add back) of every
+ * wait of a request/response connection. The handle is stopped lazily, at
+ * the first readiness event that no waiter wants (at most one extra loop
+ * wakeup), like libev does. A descriptor number whose socket was closed
+ * behind our back, or on another thread (whose forget_fd reaches only its
+ * own table), must not keep a stale registration that hides a new
+ * descriptor with the same number: each patched socket has its own token,
+ * a kept handle remembers whose it is, and a wait by another socket (or any
+ * other wait: select(), wait_fd) on a kept handle registers the descriptor
+ * afresh.
+ *
  * A waiter lives in the C frame of the blocked call, on the tasklet's stack,
  * like the sleepers of timer.c. Handles are owned by the thread's table and
  * freed by their close callback; the table goes with the loop
@@ -41,6 +54,9 @@ struct fd_watch {
     uv_poll_t poll;    /* first: the handle's address is the watch's */
     int fd;
     int mask;          /* events the poll is started for; 0: stopped */
+    int kept;          /* armed for a patched socket: not stopped when idle */
+    unsigned long long token; /* ... that socket's (cb_embed_wait_sock) */
+    unsigned long events; /* on_poll calls, for tests (_carbon._poll_state) */
     poll_waiter *head, *tail;
 };
 
@@ -48,7 +64,10 @@ typedef struct poll_table {
     cb_embed_loop *loop;
     fd_watch **byfd;   /* indexed by descriptor */
     int cap;
+    char *scratch;     /* cb_embed_scratch, SCRATCH_SIZE bytes once made */
 } poll_table;
+
+#define SCRATCH_SIZE 65536
 
 static _Thread_local poll_table *tls_table;
 
@@ -98,6 +117,7 @@ void cb_embed_poll_close(cb_embed_loop *loop)
         watch_close(tb, w);
     }
     free(tb->byfd);
+    free(tb->scratch);
     free(tb);
     tls_table = NULL;
 }
@@ -164,13 +184,24 @@ static int watch_get(poll_table *tb, int fd, fd_watch **out)
     return 1;
 }
 
-/* Starts, changes or stops the poll for what its waiters want. */
+/* Starts, changes or stops the poll for what its waiters want (a kept
+ * handle with no waiter stays as it is). */
 static int watch_update(fd_watch *w)
 {
     int mask = 0, err = 0;
 
     for (poll_waiter *p = w->head; p; p = p->next)
         mask |= p->events;
+    /* Only waiters keep the loop alive: a poll kept armed for a patched
+     * socket nobody waits on must not (a worker thread would never end). */
+    if (w->head)
+        uv_ref((uv_handle_t *)&w->poll);
+    else
+        uv_unref((uv_handle_t *)&w->poll);
+    if (mask == w->mask || (w->kept && !mask))
+        return 0;
+    if (w->kept)
+        mask |= w->mask; /* armed for more: never less while kept */
     if (mask == w->mask)
         return 0;
     if (mask)
@@ -209,19 +240,39 @@ static void waiter_link(fd_watch *w, poll_waiter *p)
     w->tail = p;
 }
 
+/* Stops a handle: the descriptor leaves the epoll set. */
+static void watch_stop(fd_watch *w)
+{
+    w->kept = 0;
+    if (w->mask) {
+        uv_poll_stop(&w->poll);
+        w->mask = 0;
+    }
+}
+
 static void on_poll(uv_poll_t *handle, int status, int events)
 {
     fd_watch *w = handle->data;
     int avail = events & (UV_READABLE | UV_WRITABLE);
+    int wanted = 0;
     poll_waiter *p, *next;
 
+    w->events++;
     if (status < 0) {
         /* libuv reports POLLERR (a pending socket error: a refused
          * connect, a reset) as UV_EBADF and stops the handle. For the
          * waiters that is readiness, as poll(2) sees it: their next call
          * gets the error. */
         w->mask = 0;
+        w->kept = 0;
         avail = UV_READABLE | UV_WRITABLE;
+    }
+    for (p = w->head; p; p = p->next)
+        wanted |= p->events;
+    if (w->kept && (avail & ~wanted)) {
+        /* Ready for something nobody waits for: stop being armed for it
+         * (level-triggered, it would wake every turn). */
+        w->kept = 0;
     }
     for (p = w->head; p; p = next) {
         int got;
@@ -338,8 +389,10 @@ static int wait_thread(int n, const int *fds, const int *events, int *revents, l
 
 /* Waits until one of the descriptors is ready for what is asked of it, or
  * the monotonic deadline passes (deadline_ns < 0: none). Fills revents (0 for
- * those not ready). Returns 1 ready, 0 deadline, -1 with an exception. */
-int cb_embed_wait_fds(int n, const int *fds, const int *events, int *revents, long long deadline_ns)
+ * those not ready). Returns 1 ready, 0 deadline, -1 with an exception.
+ * `keep`: the descriptors are patched sockets' (see the top). */
+static int wait_fds(int n, const int *fds, const int *events, int *revents, long long deadline_ns,
+                    int keep, unsigned long long token)
 {
     poll_waiter stack_w[4], *ws = stack_w;
     cb_embed_loop *loop = NULL;
@@ -375,6 +428,12 @@ int cb_embed_wait_fds(int n, const int *fds, const int *events, int *revents, lo
             revents[i] = events[i];
             ready = 1;
             continue;
+        }
+        if (w->kept && (!keep || w->token != token) && !w->head)
+            watch_stop(w); /* armed for another socket: registered afresh */
+        if (keep) {
+            w->kept = 1;
+            w->token = token;
         }
         waiter_link(w, &ws[i]);
         linked = i + 1;
@@ -421,14 +480,49 @@ done:
     return rc;
 }
 
-void cb_embed_forget_fd(int fd)
+int cb_embed_wait_fds(int n, const int *fds, const int *events, int *revents, long long deadline_ns)
+{
+    return wait_fds(n, fds, events, revents, deadline_ns, 0, 0);
+}
+
+int cb_embed_wait_sock(int fd, int events, long long deadline_ns, unsigned long long token)
+{
+    int revents = 0;
+
+    return wait_fds(1, &fd, &events, &revents, deadline_ns, 1, token);
+}
+
+static fd_watch *watch_peek(int fd)
 {
     cb_embed_loop *loop = cb_embed_loop_peek();
     poll_table *tb = tls_table;
-    fd_watch *w;
+
+    if (!loop || !tb || tb->loop != loop || fd < 0 || fd >= tb->cap)
+        return NULL;
+    return tb->byfd[fd];
+}
+
+char *cb_embed_scratch(size_t *cap)
+{
+    cb_embed_loop *loop = cb_embed_loop_peek();
+    poll_table *tb;
+
+    if (!loop || !(tb = table_get(loop))) {
+        PyErr_Clear();
+        return NULL;
+    }
+    if (!tb->scratch)
+        tb->scratch = malloc(SCRATCH_SIZE);
+    *cap = SCRATCH_SIZE;
+    return tb->scratch;
+}
+
+void cb_embed_forget_fd(int fd)
+{
+    fd_watch *w = watch_peek(fd);
     poll_waiter *p, *next;
 
-    if (!loop || !tb || tb->loop != loop || fd < 0 || fd >= tb->cap || !(w = tb->byfd[fd]))
+    if (!w)
         return;
     for (p = w->head; p; p = next) {
         next = p->next;
@@ -439,10 +533,7 @@ void cb_embed_forget_fd(int fd)
     /* Stopped, the descriptor leaves the epoll set now. The handle is kept
      * for the next descriptor with this number (closing it would leave a
      * closing handle that keeps the loop alive for a turn). */
-    if (w->mask) {
-        uv_poll_stop(&w->poll);
-        w->mask = 0;
-    }
+    watch_stop(w);
 }
 
 /* ---- Python functions ------------------------------------------------------------------ */
@@ -611,6 +702,19 @@ PyObject *cb_embed_py_forget_fd(PyObject *mod, PyObject *arg)
         return NULL;
     cb_embed_forget_fd(fd);
     Py_RETURN_NONE;
+}
+
+PyObject *cb_embed_py_poll_state(PyObject *mod, PyObject *arg)
+{
+    int fd;
+    fd_watch *w;
+
+    (void)mod;
+    if (parse_fd(arg, &fd) < 0)
+        return NULL;
+    if (!(w = watch_peek(fd)))
+        Py_RETURN_NONE;
+    return Py_BuildValue("(iik)", w->mask, w->kept, w->events);
 }
 
 PyObject *cb_embed_py_cooperative(PyObject *mod, PyObject *unused)

@@ -1,11 +1,11 @@
 /* Name resolution for tasklets: uv_getaddrinfo on the thread's loop (libuv's
  * thread pool does the blocking getaddrinfo(3)), blocking only the calling
- * tasklet. Shared by carbon.patch()'s socket.getaddrinfo and anything else
- * that resolves names on a loop (cb_embed_getaddrinfo).
+ * tasklet. The one helper (cb_embed_getaddrinfo) behind carbon.patch()'s
+ * socket.getaddrinfo and carbon.net's names (cb_net_resolve in net.c).
  *
- * The request is heap-allocated: a tasklet killed while its request is in
- * flight leaves, and the request frees itself (and its result) when libuv
- * calls back. */
+ * The request is heap-allocated: a tasklet killed (or timed out) while its
+ * request is in flight leaves, and the request frees itself (and its result)
+ * when libuv calls back. */
 #include "internal.h"
 
 #include <errno.h>
@@ -38,10 +38,11 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
 }
 
 int cb_embed_getaddrinfo(cb_embed_loop *loop, const char *node, const char *service,
-                         const struct addrinfo *hints, struct addrinfo **res, int *status)
+                         const struct addrinfo *hints, struct addrinfo **res, int *status,
+                         long long deadline_ns)
 {
     resolve_req *r = calloc(1, sizeof *r);
-    int err;
+    int err, w;
 
     *res = NULL;
     if (!r) {
@@ -56,16 +57,20 @@ int cb_embed_getaddrinfo(cb_embed_loop *loop, const char *node, const char *serv
         *status = err;
         return 0;
     }
-    if (cb_embed_wait_flag(loop, &r->flag, -1, "resolve a name") < 0) {
+    w = cb_embed_wait_flag(loop, &r->flag, deadline_ns, "resolve a name");
+    if (w <= 0) {
         if (r->flag) { /* answered in the same turn as the kill */
             if (r->res)
                 uv_freeaddrinfo(r->res);
             free(r);
-            return -1;
+        } else {
+            r->t = NULL; /* on_resolved frees it */
+            (void)uv_cancel((uv_req_t *)&r->req);
         }
-        r->t = NULL; /* on_resolved frees it */
-        (void)uv_cancel((uv_req_t *)&r->req);
-        return -1;
+        if (w < 0)
+            return -1;
+        *status = UV_ETIMEDOUT; /* the deadline passed first */
+        return 0;
     }
     *status = r->status;
     *res = r->res;
@@ -202,7 +207,8 @@ PyObject *cb_embed_py_getaddrinfo(PyObject *mod, PyObject *args, PyObject *kwds)
     hints.ai_protocol = proto;
     hints.ai_flags = flags;
     if (cb_embed_getaddrinfo(loop, hb == Py_None ? NULL : PyBytes_AS_STRING(hb),
-                             pb == Py_None ? NULL : PyBytes_AS_STRING(pb), &hints, &res, &status) < 0)
+                             pb == Py_None ? NULL : PyBytes_AS_STRING(pb), &hints, &res, &status,
+                             -1) < 0)
         goto out;
     if (status < 0) {
         raise_status(status);

@@ -146,6 +146,8 @@ struct cb_manager {
     size_t nlater, later_cap;
     cb_runstate main_run;               /* the main tasklet's saved state */
     int main_plain_loop;           /* main waits in an unlimited run of its queue */
+    int (*run_done)(void *);       /* ...that also ends once this says so (NULL: none) */
+    void *run_done_arg;
     long long deadline_ns;         /* ...or in one that stops at this time (0: none) */
     cb_tasklet *last_failed;       /* owned: in a deadline run, the last tasklet an
                                       exception escaped from */
@@ -248,7 +250,9 @@ int cb_run(cb_manager *mgr, long long max_switches, long long timeout_ns);
  * exception escaping a tasklet stops the run (-1); mgr->last_failed says
  * which tasklet it came from. */
 int cb_run_deadline(cb_manager *mgr, long long deadline_ns);
-/* Main tasklet waiting: runs the queue until `done(arg)` or it is empty. */
+/* Main tasklet waiting: runs the queue until `done(arg)` or it is empty.
+ * `done` runs no Python code: a tasklet that gives control back asks it to
+ * decide whether to hand off to the next one instead of waking main. */
 int cb_run_until(cb_manager *mgr, int (*done)(void *), void *arg);
 
 /* Blocks the current tasklet until cb_make_runnable() (timers, frames). The

@@ -352,10 +352,16 @@ static int run_toplevel_until(cb_manager *m, long long max_switches, long long t
         if (timeout_ns >= 0 && cb_monotonic_ns() - start >= timeout_ns)
             last = ++deadline_seen >= 2;
         count++;
-        m->main_plain_loop = max_switches < 0 && timeout_ns < 0 && !done;
+        /* A run that ends on `done` (main blocked in a wait: a sleep, a
+         * read) hands off too; the hand-off asks `done` first. */
+        m->main_plain_loop = max_switches < 0 && timeout_ns < 0;
+        m->run_done = done;
+        m->run_done_arg = arg;
         m->deadline_ns = deadline_ns;
         rc = run_child(m, t);
         m->main_plain_loop = 0;
+        m->run_done = NULL;
+        m->run_done_arg = NULL;
         m->deadline_ns = 0;
         if (rc < 0)
             return -1;

@@ -226,7 +226,8 @@ cb_tasklet *cb_transfer_handoff(cb_manager *m, cb_tasklet *cur, cb_transfer *x)
     if (!m->main_plain_loop || m->stop_run || cb_g.schedule_callback || cb_g.fast_callback ||
         m->deferred_kills || main->pending_exc || main->child_exc || m->switch_trap ||
         m->runtime_trap || cb_is_finalizing() ||
-        (m->deadline_ns && cb_preempt_clock(m, cur) >= m->deadline_ns))
+        (m->deadline_ns && cb_preempt_clock(m, cur) >= m->deadline_ns) ||
+        (m->run_done && m->run_done(m->run_done_arg)))
         return NULL;
     n = cb_queue_first(m);
     if (!n || (n != cur && n->in_loop))

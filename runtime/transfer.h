@@ -59,9 +59,9 @@ __attribute__((noreturn)) void cb_transfer_final(cb_manager *m, cb_tasklet *t, c
                                                  cb_transfer *x);
 
 /* The current tasklet `cur` gives control back to the main tasklet, which
- * waits in a plain run of its queue: the tasklet main would run next, with
- * main's bookkeeping done (possibly `cur` itself), or NULL when main must
- * wake up. Replaced references go to `x`. No Python code runs here. */
+ * waits in a plain run of its queue (or in cb_run_until, whose `done` it
+ * asks): the tasklet main would run next, with main's bookkeeping done
+ * (possibly `cur` itself), or NULL when main must wake up. Replaced references go to `x`. No Python code runs here. */
 cb_tasklet *cb_transfer_handoff(cb_manager *m, cb_tasklet *cur, cb_transfer *x);
 
 /* Releases `o` (stolen) at the next safe point. */

@@ -36,12 +36,12 @@ def server_cmd(impl, build):
     return [SYSTEM_PYTHON, script, impl]
 
 
-def start_server(impl, build):
+def start_server(impl, build, timeout=15):
     """(process, port) or (None, reason)."""
     import tempfile
     errf = tempfile.TemporaryFile("w+")  # never a pipe: a chatty server must not block on it
     p = subprocess.Popen(server_cmd(impl, build), stdout=subprocess.PIPE, stderr=errf, text=True)
-    deadline = time.monotonic() + 15
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         r, _, _ = select.select([p.stdout], [], [], 0.2)
         if r:
@@ -54,7 +54,7 @@ def start_server(impl, build):
             return None, (err[-1] if err else "exited with %d" % p.returncode)
     p.kill()
     p.wait()
-    return None, "no port within 15 s"
+    return None, "no port within %g s" % timeout
 
 
 def stop_server(p):

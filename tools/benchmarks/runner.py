@@ -541,7 +541,8 @@ def parse(argv):
                     "Python version); runs nothing")
     ap.add_argument("--profile", metavar="WORKLOAD",
                     help="instructions per operation by function, under callgrind (valgrind), for "
-                    "a timed workload on --impl (default ours); runs nothing else")
+                    "a timed workload on --impl (default ours); 'net' or 'net:4096': per echoed message "
+                    "of the --only net servers named by --impl (default carbon); runs nothing else")
     return ap.parse_args(argv)
 
 
@@ -642,6 +643,18 @@ def plot(res, meta, path):
 
 def main(argv=None):
     args = parse(sys.argv[1:] if argv is None else argv)
+    if args.profile and args.profile.split(":")[0] == "net":
+        # An echo server of --only net under callgrind (net_profile.py):
+        # --profile net or net:4096, --impl carbon,patched,asyncio,uvloop,gevent.
+        import net_profile
+        _, build = resolve(args)
+        cmake = ["cmake", "--build", build, "--target", "net_loadgen", "carbon", "-j2"]
+        subprocess.run(cmake, check=True, stdout=subprocess.DEVNULL)
+        size = int(args.profile.split(":")[1]) if ":" in args.profile else 64
+        for impl in (args.impl or "carbon").split(","):
+            net_profile.profile(build, impl, size)
+            sys.stdout.write("\n")
+        return 0
     if args.profile:
         import callgrind_profile as prof
         if args.profile not in prof.SIZES:

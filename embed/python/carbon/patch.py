@@ -20,6 +20,7 @@ Where a call comes from decides how it waits (``_carbon._cooperative()``):
   the original call would (poll(2) with the GIL released).
 """
 import errno as _errno
+import itertools as _itertools
 import os as _os
 import select as _select
 import selectors as _selectors
@@ -29,6 +30,9 @@ import time as _time
 
 import _carbon
 from _carbon import READ, WRITE, wait_fd as _wait_fd, wait_fds as _wait_fds, forget_fd as _forget_fd
+# The hot calls in C (embed/sockio.c): the try / wait for readiness / try
+# again loop, with the descriptor's poll kept armed between waits.
+from _carbon import _sock_recv, _sock_recv_into, _sock_send, _sock_sendall
 
 _cooperative = _carbon._cooperative
 _now = _time.monotonic
@@ -47,6 +51,7 @@ def _keep(owner, name):
 # ---- sockets ---------------------------------------------------------------------------
 
 _realsocket = _socket.socket          # socket.py's class, never patched
+_tokens = _itertools.count(1)
 _csock = _socket._socket.socket       # the C type
 _timeout_exc = _socket.timeout
 
@@ -92,12 +97,24 @@ def _resolve(sock, address):
 class socket(_realsocket):
     """socket.socket for tasklets: a blocking operation blocks only the calling tasklet."""
 
-    __slots__ = ('_cb_timeout',)
+    __slots__ = ('_cb_timeout', '_cb_token')
 
     def __init__(self, family=-1, type=-1, proto=-1, fileno=None):
         _realsocket.__init__(self, family, type, proto, fileno)
         self._cb_timeout = _csock.gettimeout(self)   # what the socket module decided
         _csock.settimeout(self, 0.0)                  # the descriptor stays non-blocking
+        # The socket's own number for the poll kept armed between its waits:
+        # a poll left armed for this descriptor number by another socket
+        # (closed behind our back, or on another thread) is not trusted.
+        self._cb_token = next(_tokens)
+
+    def __del__(self, _del=_csock.__del__, _fileno=_csock.fileno, _forget=_forget_fd):
+        # Collected without close(): the poll goes before the descriptor
+        # (the defaults keep what it needs alive through interpreter exit).
+        fd = _fileno(self)
+        if fd >= 0:
+            _forget(fd)
+        _del(self)
 
     # -- timeouts, as the socket module defines them
     def settimeout(self, value):
@@ -175,25 +192,13 @@ class socket(_realsocket):
         timeout = self._cb_timeout
         if timeout == 0.0:
             return _csock.recv(self, bufsize, flags)
-        deadline = None
-        while True:
-            try:
-                return _csock.recv(self, bufsize, flags)
-            except BlockingIOError:
-                pass
-            deadline = _wait(self, READ, timeout, deadline)
+        return _sock_recv(_csock.fileno(self), self._cb_token, bufsize, flags, timeout)
 
     def recv_into(self, buffer, nbytes=0, flags=0):
         timeout = self._cb_timeout
         if timeout == 0.0:
             return _csock.recv_into(self, buffer, nbytes, flags)
-        deadline = None
-        while True:
-            try:
-                return _csock.recv_into(self, buffer, nbytes, flags)
-            except BlockingIOError:
-                pass
-            deadline = _wait(self, READ, timeout, deadline)
+        return _sock_recv_into(_csock.fileno(self), self._cb_token, buffer, nbytes, flags, timeout)
 
     def recvfrom(self, bufsize, flags=0):
         timeout = self._cb_timeout
@@ -249,31 +254,14 @@ class socket(_realsocket):
         timeout = self._cb_timeout
         if timeout == 0.0:
             return _csock.send(self, data, flags)
-        deadline = None
-        while True:
-            try:
-                return _csock.send(self, data, flags)
-            except BlockingIOError:
-                pass
-            deadline = _wait(self, WRITE, timeout, deadline)
+        return _sock_send(_csock.fileno(self), self._cb_token, data, flags, timeout)
 
     def sendall(self, data, flags=0):
         timeout = self._cb_timeout
         if timeout == 0.0:
             return _csock.sendall(self, data, flags)
         # The timeout bounds the whole call (socket module, since 3.5).
-        deadline = None
-        with memoryview(data) as view, view.cast('B') as v:
-            total = len(v)
-            sent = 0
-            while True:
-                try:
-                    sent += _csock.send(self, v[sent:], flags)
-                except BlockingIOError:
-                    pass
-                if sent >= total:
-                    return None
-                deadline = _wait(self, WRITE, timeout, deadline)
+        return _sock_sendall(_csock.fileno(self), self._cb_token, data, flags, timeout)
 
     def sendto(self, data, flags_or_addr, addr=None):
         timeout = self._cb_timeout

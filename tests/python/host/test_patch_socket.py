@@ -4,13 +4,17 @@ Run by the carbon host only. Loopback only. Descriptor counts are checked
 before/after each test.
 """
 import errno
+import gc
 import os
+import select
 import socket
 import sys
 import threading
 import time
 import unittest
+import warnings
 
+import _carbon
 import carbon
 import scheduler
 
@@ -428,6 +432,145 @@ class Cancel(Base):
         finally:
             a.close()
             b.close()
+
+
+class KeptPolls(Base):
+    """A patched socket's poll handle stays armed between waits (no epoll_ctl
+    per wait) and is stopped lazily; stale registrations never hide a new
+    descriptor with the same number."""
+
+    def read_once(self, a, b, data=b'x'):
+        def reader():
+            return a.recv(10)
+
+        def writer():
+            carbon.sleep(0.01)
+            b.sendall(data)
+        return run_tasklets(reader, writer)[0]
+
+    def test_poll_stays_armed_between_waits(self):
+        a, b = socket.socketpair()
+        with a, b:
+            self.assertEqual(self.read_once(a, b), b'x')
+            state = _carbon._poll_state(a.fileno())
+            self.assertEqual(state[:2], (_carbon.READ, 1))
+            self.assertEqual(self.read_once(a, b, b'y'), b'y')
+            self.assertEqual(_carbon._poll_state(a.fileno())[:2], (_carbon.READ, 1))
+
+    def test_unread_data_stops_the_poll_after_one_event(self):
+        a, b = socket.socketpair()
+        with a, b:
+            self.assertEqual(self.read_once(a, b), b'x')
+            events = _carbon._poll_state(a.fileno())[2]
+            b.sendall(b'nobody reads this yet')
+            for _ in range(20):  # level-triggered: it would fire every turn
+                carbon.sleep(0.002)
+            mask, kept, events2 = _carbon._poll_state(a.fileno())
+            self.assertEqual((mask, kept), (0, 0))
+            self.assertLessEqual(events2 - events, 1)
+            self.assertEqual(a.recv(100), b'nobody reads this yet')
+            self.assertEqual(self.read_once(a, b, b'z'), b'z')
+
+    def test_descriptor_closed_behind_a_kept_poll(self):
+        a, b = socket.socketpair()
+        self.assertEqual(self.read_once(a, b), b'x')
+        fd = a.fileno()
+        c, d = socket.socketpair()  # other numbers
+        os.close(fd)  # behind a's back: its poll stays armed for the number
+        os.dup2(c.fileno(), fd)  # a new socket gets the number
+        s1 = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM, 0, fileno=fd)
+        c.close()
+        s1.settimeout(5 * SLACK)  # a stale registration would hide it: TimeoutError, not a hang
+        try:
+            self.assertEqual(_carbon._poll_state(fd)[:2], (_carbon.READ, 1))  # a's, stale
+            self.assertEqual(self.read_once(s1, d, b'new socket'), b'new socket')
+            self.assertEqual(_carbon._poll_state(fd)[:2], (_carbon.READ, 1))  # s1's now
+        finally:
+            a.detach()  # the number is not its own any more
+            for o in (s1, d, b):
+                o.close()
+
+    def test_socket_closed_on_another_thread(self):
+        """A worker's poll kept armed for a socket main closes (forget_fd
+        reaches only main's polls) neither hides the next socket with that
+        number nor keeps the worker's loop (and so the worker) alive."""
+        a, b = socket.socketpair()
+        fd = a.fileno()
+        swapped = threading.Event()
+        box = {}
+
+        def worker():
+            first = a.recv(10)  # the worker's poll for fd stays armed
+            swapped.wait(10 * SLACK)
+            return first, box['c'].recv(10)
+
+        w = carbon.spawn_worker(worker)
+        carbon.sleep(0.05)
+        b.sendall(b'1')
+        carbon.sleep(0.1)  # the worker has it and waits for the swap
+        a.close()  # on this thread
+        c, d = socket.socketpair()
+        x = c.detach()
+        if x != fd:
+            os.dup2(x, fd)
+            os.close(x)
+        box['c'] = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM, 0, fileno=fd)
+        box['c'].settimeout(5 * SLACK)  # a stale registration: TimeoutError, not a hang
+        try:
+            swapped.set()
+            carbon.sleep(0.05)
+            d.sendall(b'2')
+            self.assertEqual(w.join(), (b'1', b'2'))  # the worker ended
+        finally:
+            for o in (box['c'], b, d):
+                o.close()
+
+    def test_select_on_a_number_a_kept_poll_had(self):
+        a, b = socket.socketpair()
+        self.assertEqual(self.read_once(a, b), b'x')
+        fd = a.fileno()
+        os.close(fd)
+        r0, w = os.pipe()
+        if r0 != fd:
+            os.dup2(r0, fd)  # a pipe gets the number: select() registers it afresh
+            os.close(r0)
+
+        def waiter():
+            return select.select([fd], [], [], 5 * SLACK)[0]
+
+        def writer():
+            carbon.sleep(0.01)
+            os.write(w, b'p')
+        try:
+            self.assertEqual(run_tasklets(waiter, writer)[0], [fd])
+        finally:
+            a.detach()
+            os.close(fd)
+            os.close(w)
+            b.close()
+
+    def test_socket_collected_without_close(self):
+        a, b = socket.socketpair()
+        self.assertEqual(self.read_once(a, b), b'x')
+        fd = a.fileno()
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore', ResourceWarning)
+            del a
+            gc.collect()
+        self.assertEqual(_carbon._poll_state(fd)[:2], (0, 0))  # its __del__ stopped it
+        c, d = socket.socketpair()
+        with b, c, d:
+            self.assertEqual(self.read_once(c, d, b'after'), b'after')
+
+    def test_closed_socket_calls_raise_ebadf(self):
+        a, b = socket.socketpair()
+        a.close()
+        b.close()
+        for call in (lambda: a.recv(1), lambda: a.send(b'x'), lambda: a.sendall(b'x'),
+                     lambda: a.recv_into(bytearray(1))):
+            with self.assertRaises(OSError) as cm:
+                call()
+            self.assertEqual(cm.exception.errno, errno.EBADF)
 
 
 class UDP(Base):
