@@ -1,5 +1,6 @@
 """Helpers for the carbon.net tests (run in the carbon host)."""
 import os
+import time
 
 import carbon
 import scheduler
@@ -67,3 +68,31 @@ def warm_up():
     net.listen("127.0.0.1", 0).close()
     net.getaddrinfo("localhost")
     settle(0.01)
+
+
+def run_tasklets(*fns, limit=10.0):
+    """Runs each fn in its own tasklet while the caller sleeps in
+    carbon.sleep(); returns their results in order, re-raising the first
+    error, or fails if they have not all finished within `limit` seconds."""
+    results = [None] * len(fns)
+    errors = []
+    done = []
+
+    def wrap(i, fn):
+        try:
+            results[i] = fn()
+        except BaseException as e:  # noqa: B902 - reported to the test
+            errors.append(e)
+        finally:
+            done.append(i)
+
+    for i, fn in enumerate(fns):
+        scheduler.tasklet(wrap)(i, fn)
+    t0 = time.monotonic()
+    while len(done) < len(fns):
+        if time.monotonic() - t0 > limit:
+            raise AssertionError('tasklets did not finish in %s s' % limit)
+        carbon.sleep(0.002)
+    if errors:
+        raise errors[0]
+    return results

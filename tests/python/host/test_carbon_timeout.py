@@ -12,33 +12,14 @@ import unittest
 import carbon
 import scheduler
 
+import net_support
+
 # Upper time bounds widen under valgrind (which preloads its vgpreload_*.so).
 SLACK = 20 if 'vgpreload' in os.environ.get('LD_PRELOAD', '') else 1
 
 
 def run_tasklets(*fns, limit=10.0 * SLACK):
-    results = [None] * len(fns)
-    errors = []
-    done = []
-
-    def wrap(i, fn):
-        try:
-            results[i] = fn()
-        except BaseException as e:  # noqa: B902
-            errors.append(e)
-        finally:
-            done.append(i)
-
-    for i, fn in enumerate(fns):
-        scheduler.tasklet(wrap)(i, fn)
-    t0 = time.monotonic()
-    while len(done) < len(fns):
-        if time.monotonic() - t0 > limit:
-            raise AssertionError('tasklets did not finish in %s s' % limit)
-        carbon.sleep(0.002)
-    if errors:
-        raise errors[0]
-    return results
+    return net_support.run_tasklets(*fns, limit=limit)
 
 
 def elapsed(fn):

@@ -17,6 +17,8 @@ import unittest
 import carbon
 import scheduler
 
+import net_support
+
 carbon.patch()
 
 try:
@@ -41,28 +43,7 @@ def free_port():
 
 
 def run_tasklets(*fns, limit=20.0 * SLACK):
-    results = [None] * len(fns)
-    errors = []
-    done = []
-
-    def wrap(i, fn):
-        try:
-            results[i] = fn()
-        except BaseException as e:  # noqa: B902 - reported to the test
-            errors.append(e)
-        finally:
-            done.append(i)
-
-    for i, fn in enumerate(fns):
-        scheduler.tasklet(wrap)(i, fn)
-    t0 = time.monotonic()
-    while len(done) < len(fns):
-        if time.monotonic() - t0 > limit:
-            raise AssertionError('tasklets did not finish in %s s' % limit)
-        carbon.sleep(0.002)
-    if errors:
-        raise errors[0]
-    return results
+    return net_support.run_tasklets(*fns, limit=limit)
 
 
 class Setup(unittest.TestCase):
