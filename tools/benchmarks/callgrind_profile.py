@@ -79,14 +79,20 @@ def profile(python, env, worker, impl, workload, top=30, out=sys.stdout):
         groups[group(obj)] = groups.get(group(obj), 0) + v
     out.write("%s on %s: %.0f instructions per operation (callgrind, %d - %d ops)\n\n" % (
         workload, impl, total, ops_b, ops_a))
-    out.write("| where | instructions / op | share |\n|---|---:|---:|\n")
+    write_tables(out, groups, diff, total, top, "op")
+    return total
+
+
+def write_tables(out, groups, diff, total, top, unit):
+    """The two markdown tables: instructions per `unit` by group, then the
+    `top` functions (exclusive counts)."""
+    out.write("| where | instructions / %s | share |\n|---|---:|---:|\n" % unit)
     for g, v in sorted(groups.items(), key=lambda kv: -kv[1]):
         if abs(v) >= 0.5:
             out.write("| %s | %.0f | %.0f%% |\n" % (g, v, 100 * v / total))
-    out.write("\n| function (exclusive) | object | instructions / op | share |\n|---|---|---:|---:|\n")
+    out.write("\n| function (exclusive) | object | instructions / %s | share |\n|---|---|---:|---:|\n" % unit)
     for (src, fn, obj), v in sorted(diff.items(), key=lambda kv: -kv[1])[:top]:
         if v < 0.5:
             break
         name = fn if src == "???" else "%s (%s)" % (fn, os.path.basename(src))
         out.write("| %s | %s | %.1f | %.1f%% |\n" % (name, obj, v, 100 * v / total))
-    return total

@@ -133,16 +133,7 @@ def profile(build, impl, size=64, conns=CONNS, top=30, out=sys.stdout, cache=Fal
         per = {e: (sb.get(e, 0) - sa.get(e, 0)) / ops for e in sb}
         out.write("per message: " + ", ".join("%s %.1f" % (e, v) for e, v in per.items()) +
                   " (D1mr/D1mw: first-level data cache read/write misses; DLmr/DLmw: last-level)\n\n")
-    out.write("| where | instructions / msg | share |\n|---|---:|---:|\n")
-    for g, v in sorted(groups.items(), key=lambda kv: -kv[1]):
-        if abs(v) >= 0.5:
-            out.write("| %s | %.0f | %.0f%% |\n" % (g, v, 100 * v / total))
-    out.write("\n| function (exclusive) | object | instructions / msg | share |\n|---|---|---:|---:|\n")
-    for (src, fn, obj), v in sorted(diff.items(), key=lambda kv: -kv[1])[:top]:
-        if v < 0.5:
-            break
-        name = fn if src == "???" else "%s (%s)" % (fn, os.path.basename(src))
-        out.write("| %s | %s | %.1f | %.1f%% |\n" % (name, obj, v, 100 * v / total))
+    cgp.write_tables(out, groups, diff, total, top, "msg")
     return total
 
 
