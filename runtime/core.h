@@ -14,6 +14,7 @@
 #define CB_CORE_H
 
 #include "pystate.h"
+#include "region.h"
 #include "stack.h"
 #include "switch.h"
 
@@ -37,14 +38,15 @@ typedef struct cb_node {
 /* ---- tasklet ---------------------------------------------------------------- */
 
 /* What only a started tasklet needs: its saved registers and interpreter
- * state. It lives at the top of the tasklet's stack slot, in the page the
- * tasklet touches anyway, so it costs no memory of its own (a main tasklet's
- * is in its manager). */
+ * state. A heap block (transfer.c) that also holds the root chunk of the
+ * tasklet's frame data stack; a main tasklet's is in its manager. Nothing
+ * in it lies on a C stack. */
 typedef struct cb_runstate {
     cb_ctx ctx;
     cb_pystate st;
     _PyErr_StackItem exc_state;    /* bottom of its handled-exception chain */
     cb_gc_call gc_call;            /* a channel send/receive in progress (gcframes.c) */
+    cb_slice slice;                /* its region, and its C stack while not in it */
 } cb_runstate;
 
 struct cb_tasklet {
@@ -78,7 +80,7 @@ struct cb_tasklet {
     cb_channel *chan;              /* channel whose list holds us, or NULL */
     cb_tasklet *chan_prev, *chan_next;
     long times_switched_to;
-    cb_stack *stack;
+    cb_stack *stack;               /* its region's C stack (NULL: the thread's) */
     cb_runstate *run;                   /* NULL unless started (main: in its manager) */
 
     /* the rest */
@@ -140,7 +142,9 @@ struct cb_manager {
     int switching;                 /* a switch is in progress */
     unsigned dying : 1;
     cb_tasklet *all;               /* every tasklet of the thread */
-    cb_stack_pool pool;
+    cb_stack_pool pool;            /* C stacks of the regions */
+    cb_region_set regions;         /* where tasklets run (region.h) */
+    void *bounce;                  /* transfer.c: the stack-copy context */
     PyObject **later;              /* owned: released at the next safe point
                                       (transfer.h) */
     size_t nlater, later_cap;

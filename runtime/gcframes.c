@@ -25,13 +25,11 @@
 
 #include <internal/pycore_frame.h>
 
+/* The innermost frame saved at switch-out (never read through the cframe,
+ * which lies on the tasklet's C stack). */
 static struct _PyInterpreterFrame *top_frame(const cb_pystate *st)
 {
-#ifdef CB_PY313
-    return st->current_frame;
-#else
-    return st->cframe ? st->cframe->current_frame : NULL;
-#endif
+    return st->frame;
 }
 
 static PyCodeObject *frame_code(struct _PyInterpreterFrame *f)

@@ -261,6 +261,8 @@ static cb_manager *manager_new(PyThreadState *ts)
     main->mgr_next = NULL;
     cb_ctx_init_thread(&m->main_run.ctx);
     cb_pystate_init_main(&m->main_run.st);
+    m->main_run.slice.resident = 1; /* on the thread's own stack */
+    cb_region_set_init(&m->regions);
     main->run = &m->main_run;
     m->all = main;
     m->main = main;
@@ -416,6 +418,7 @@ static void manager_dealloc(PyObject *self)
     }
     PyMem_Free(m->later);
     m->later = NULL;
+    cb_transfer_free_regions(m);
     cb_stack_pool_clear(&m->pool);
     cb_big_stack_free(m);
     if (m->current && drop)

@@ -417,15 +417,21 @@ static PyObject *mod_get_stack_stats(PyObject *mod, PyObject *unused)
 {
     cb_stack_stats s;
     cb_manager *m = cb_manager_peek();
+    unsigned bound = 0;
 
     (void)mod;
     (void)unused;
     cb_stack_get_stats(&s);
-    return Py_BuildValue("{s:n,s:n,s:n,s:n,s:n,s:I,s:I,s:s}", "guarded", (Py_ssize_t)s.guarded_live,
-                         "unguarded", (Py_ssize_t)s.slab_live, "unguarded_free",
-                         (Py_ssize_t)s.slab_free, "guard_budget", (Py_ssize_t)s.guard_budget,
-                         "slabs", (Py_ssize_t)s.slabs, "thread_live", m ? m->pool.live : 0,
-                         "thread_cached", m ? m->pool.nfree : 0, "switch", cb_ctx_backend());
+    for (unsigned i = 0; m && i < m->regions.n; i++)
+        bound += m->regions.regions[i]->nbound;
+    return Py_BuildValue("{s:n,s:n,s:n,s:n,s:n,s:I,s:I,s:I,s:I,s:I,s:s}", "guarded",
+                         (Py_ssize_t)s.guarded_live, "unguarded", (Py_ssize_t)s.slab_live,
+                         "unguarded_free", (Py_ssize_t)s.slab_free, "guard_budget",
+                         (Py_ssize_t)s.guard_budget, "slabs", (Py_ssize_t)s.slabs, "thread_live",
+                         m ? m->pool.live : 0, "thread_cached", m ? m->pool.nfree : 0,
+                         "thread_regions", m ? m->regions.n : 0, "thread_regions_max",
+                         m ? m->regions.max : 0, "thread_bound", bound, "switch",
+                         cb_ctx_backend());
 }
 
 static PyObject *mod_set_guarded_stacks(PyObject *mod, PyObject *arg)

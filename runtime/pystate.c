@@ -85,9 +85,10 @@ void cb_pystate_init_new(cb_pystate *st, char *chunk_base, size_t chunk_size,
 static inline void save(PyThreadState *ts, cb_pystate *st)
 {
 #ifdef CB_PY313
-    st->current_frame = ts->current_frame;
+    st->frame = ts->current_frame;
 #else
     st->cframe = ts->cframe;
+    st->frame = ts->cframe->current_frame;
 #endif
 #ifdef CB_PY311
     st->py_depth = ts->recursion_limit - ts->recursion_remaining - st->py_offset;
@@ -112,7 +113,7 @@ static inline void save(PyThreadState *ts, cb_pystate *st)
 static inline void restore(PyThreadState *ts, cb_pystate *st)
 {
 #ifdef CB_PY313
-    ts->current_frame = st->current_frame;
+    ts->current_frame = st->frame;
 #else
     /* A new tasklet has no cframe until its bootstrap runs; until then the
      * thread's root cframe (whose current_frame is NULL) stands in. */
@@ -156,10 +157,7 @@ void cb_pystate_switch(PyThreadState *ts, cb_pystate *from, cb_pystate *to)
          * "paused" flag into other tasklets). */
         unsigned char use_tracing =
             to->tracing == 0 && (ts->c_tracefunc != NULL || ts->c_profilefunc != NULL) ? 255 : 0;
-        if (to->cframe)
-            to->cframe->use_tracing = use_tracing;
-        else
-            to->use_tracing = use_tracing;
+        to->use_tracing = use_tracing; /* into its cframe: cb_pystate_place() */
     }
 #endif
 }
@@ -203,22 +201,23 @@ PyObject *cb_pystate_frame(PyThreadState *ts, cb_pystate *st)
 
 #ifdef CB_PY313
     struct _PyInterpreterFrame *saved = ts->current_frame;
-    if (!st->current_frame)
-        return NULL;
 #else
     _PyCFrame *saved = ts->cframe;
-    if (!st->cframe)
-        return NULL;
+    _PyCFrame stand_in; /* the tasklet's own cframe is on its C stack */
 #endif
+    if (!st->frame)
+        return NULL;
     /* Materialising the frame object allocates; a collection run here could
      * execute Python code while tstate points at another tasklet's frames. */
     gc_enabled = PyGC_Disable();
 #ifdef CB_PY313
-    ts->current_frame = st->current_frame;
+    ts->current_frame = st->frame;
     frame = PyThreadState_GetFrame(ts);
     ts->current_frame = saved;
 #else
-    ts->cframe = st->cframe;
+    memset(&stand_in, 0, sizeof stand_in);
+    stand_in.current_frame = st->frame;
+    ts->cframe = &stand_in;
     frame = PyThreadState_GetFrame(ts);
     ts->cframe = saved;
 #endif

@@ -57,12 +57,19 @@ static inline int cb_is_finalizing(void)
 #endif
 }
 
+/* Bytes of a new tasklet's root frame chunk (in its run state's heap block).
+ * Frames beyond it go to chunks CPython allocates itself (16 KiB or more). */
+#define CB_ROOT_CHUNK_SIZE 1024u
+
 typedef struct cb_pystate {
-#ifdef CB_PY313
-    struct _PyInterpreterFrame *current_frame;
-#else
+    /* The innermost frame while suspended (saved at switch-out; NULL when the
+     * tasklet has none). Everything that inspects a suspended tasklet's frames
+     * starts here and follows `previous`: on 3.11/3.12 the cframe lies on the
+     * tasklet's C stack and is never read while it is suspended. */
+    struct _PyInterpreterFrame *frame;
+#ifndef CB_PY313
     _PyCFrame *cframe;          /* NULL until a new tasklet's bootstrap runs */
-    unsigned char use_tracing;  /* 3.11: handed to a new tasklet's cframe */
+    unsigned char use_tracing;  /* 3.11: for its cframe (cb_pystate_place, boot) */
 #endif
     int py_depth;               /* Python recursion depth (3.11: all of it) */
     int py_cap;                 /* largest depth the stack allows (INT_MAX: none) */
@@ -81,9 +88,8 @@ typedef struct cb_pystate {
     int tracing;
 } cb_pystate;
 
-/* A new tasklet: empty frame chain, its own exception item, no context, a
- * frame chunk carved from its stack and a recursion budget scaled to the
- * stack's size. */
+/* A new tasklet: empty frame chain, its own exception item, no context, the
+ * root frame chunk `chunk` and a recursion budget scaled to the stack's size. */
 void cb_pystate_init_new(cb_pystate *st, char *chunk, size_t chunk_size, size_t stack_size,
                          _PyErr_StackItem *exc_item);
 /* The thread's own state (main tasklet): filled by the first save. */
@@ -97,6 +103,32 @@ void cb_pystate_switch(PyThreadState *ts, cb_pystate *from, cb_pystate *to);
  * long as the tasklet. */
 void cb_pystate_boot(PyThreadState *ts, cb_pystate *st, _PyCFrame *cframe);
 #endif
+
+/* Once the incoming tasklet's C stack is in place (in its region), before
+ * switching to it: 3.11 hands it the tracing flag cb_pystate_switch()
+ * computed, into its cframe, which lies on that stack. Written earlier, it
+ * would land in whatever stack the region held then. */
+static inline void cb_pystate_place(cb_pystate *st)
+{
+#ifdef CB_PY311
+    if (st->cframe)
+        st->cframe->use_tracing = st->use_tracing;
+#else
+    (void)st;
+#endif
+}
+
+/* After the running tasklet's C stack was copied back in: tstate's frame
+ * pointer is the saved one again (3.13; a no-op before). */
+static inline void cb_pystate_resume_frame(PyThreadState *ts, cb_pystate *st)
+{
+#ifdef CB_PY313
+    ts->current_frame = st->frame;
+#else
+    (void)ts;
+    (void)st;
+#endif
+}
 
 /* Frees frame chunks pushed beyond the root chunk of a finished tasklet and
  * detaches its data stack from tstate. */

@@ -19,7 +19,12 @@
     __sanitizer_start_switch_fiber((fake_save), (lo), (size))
 #define CB_ASAN_FINISH_SWITCH(fake) \
     __sanitizer_finish_switch_fiber((fake), NULL, NULL)
+#include <sanitizer/asan_interface.h>
+#define CB_ASAN_UNPOISON(p, n) __asan_unpoison_memory_region((p), (n))
+#define CB_ASAN_POISON(p, n) __asan_poison_memory_region((p), (n))
 #else
+#define CB_ASAN_UNPOISON(p, n) ((void)(p), (void)(n))
+#define CB_ASAN_POISON(p, n) ((void)(p), (void)(n))
 #define CB_ASAN_START_SWITCH(fake_save, lo, size) ((void)(fake_save), (void)(lo), (void)(size))
 #define CB_ASAN_FINISH_SWITCH(fake) ((void)(fake))
 #endif

@@ -20,11 +20,7 @@
 #endif
 
 #define PAGE 4096u
-/* Where the C stack top sits inside its page: the bytes below it belong to
- * the C stack, the bytes above to the frame chunk, so a tasklet blocked a few
- * calls deep touches one page. */
-#define TOP_OFFSET_IN_PAGE 2048u
-/* Pages kept resident on release, on each side of the top. */
+/* Pages kept resident on release, below the top. */
 #define HOT_BYTES (16u * 1024u)
 #define SLAB_SLOTS 64u
 /* Canary: the lowest bytes of an unguarded stack must stay zero. */
@@ -36,7 +32,7 @@
 #define HUGE_PAGE (2u * 1024u * 1024u)
 
 typedef struct slab_class {
-    size_t slot_size;          /* C stack + frame chunk */
+    size_t slot_size;          /* C stack */
     cb_stack *free;            /* slots given back by pools */
     size_t nfree;
     struct slab_class *next;
@@ -133,14 +129,14 @@ void cb_stack_get_stats(cb_stack_stats *stats)
 static void set_geometry(cb_stack *s, char *base, size_t stack_size)
 {
     s->lo = base;
-    s->top = base + stack_size - (PAGE - TOP_OFFSET_IN_PAGE);
+    s->top = base + stack_size;
     s->size = stack_size;
     s->vg_id = CB_VALGRIND_STACK_REGISTER(s->lo, s->top);
 }
 
 static cb_stack *map_guarded(size_t stack_size)
 {
-    size_t len = PAGE + stack_size + CB_FRAME_CHUNK_SIZE;
+    size_t len = PAGE + stack_size;
     cb_stack *s = malloc(sizeof *s);
     char *base;
 
@@ -168,7 +164,7 @@ static cb_stack *map_guarded(size_t stack_size)
 static void unmap_guarded(cb_stack *s)
 {
     CB_VALGRIND_STACK_DEREGISTER(s->vg_id);
-    munmap(s->lo - PAGE, PAGE + s->size + CB_FRAME_CHUNK_SIZE);
+    munmap(s->lo - PAGE, PAGE + s->size);
     free(s);
 }
 
@@ -230,7 +226,7 @@ static cb_stack *new_stack(size_t stack_size)
             g_guarded_live++;
     }
     if (!s) {
-        c = slab_class_for(stack_size + CB_FRAME_CHUNK_SIZE);
+        c = slab_class_for(stack_size);
         if (c && (c->free || grow_slab_locked(c, stack_size) == 0)) {
             s = c->free;
             c->free = s->next;
@@ -257,9 +253,9 @@ static void drop_stack(cb_stack *s)
         pthread_mutex_unlock(&g_lock);
         return;
     }
-    madvise(s->lo, stack_size + CB_FRAME_CHUNK_SIZE, MADV_DONTNEED);
+    madvise(s->lo, stack_size, MADV_DONTNEED);
     pthread_mutex_lock(&g_lock);
-    slab_class *c = slab_class_for(stack_size + CB_FRAME_CHUNK_SIZE);
+    slab_class *c = slab_class_for(stack_size);
     g_slab_live--;
     if (c) {
         s->next = c->free;
@@ -310,23 +306,16 @@ static int page_touched(const char *p)
     return 0;
 }
 
-/* If the first page past the hot region on either side was touched, the
- * tasklet went deeper, and everything beyond the hot region is given back. */
-static void trim_cold(cb_stack *s)
+/* If the first page past the hot region was touched, the tasklet went
+ * deeper, and everything beyond the hot region is given back. */
+void cb_stack_trim(cb_stack *s)
 {
     char *c_edge = s->top - HOT_BYTES;
-    char *f_edge = s->top + HOT_BYTES;
-    char *f_end = cb_stack_frames_end(s);
     uintptr_t cut;
 
     if (c_edge - 8 > s->lo && page_touched(c_edge - 8)) {
         cut = (uintptr_t)c_edge & ~(uintptr_t)(PAGE - 1);
         madvise(s->lo, cut - (uintptr_t)s->lo, MADV_DONTNEED);
-    }
-    if (f_edge + 8 < f_end && page_touched(f_edge)) {
-        cut = ((uintptr_t)f_edge + PAGE - 1) & ~(uintptr_t)(PAGE - 1);
-        if ((char *)cut < f_end)
-            madvise((void *)cut, (size_t)(f_end - (char *)cut), MADV_DONTNEED);
     }
 }
 
@@ -338,7 +327,7 @@ void cb_stack_release(cb_stack_pool *pool, cb_stack *s)
         drop_stack(s);
         return;
     }
-    trim_cold(s);
+    cb_stack_trim(s);
     s->next = pool->free;
     pool->free = s;
     pool->nfree++;

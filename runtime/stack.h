@@ -1,11 +1,10 @@
 /* Tasklet stacks: lazily committed memory, pooled per thread.
  *
- * A stack slot holds the tasklet's C stack (growing down from `top`) and,
- * above it, the root chunk of its Python frame data stack (growing up from
- * `top`), so that a shallow tasklet touches a single page for both.
+ * A stack slot holds the tasklet's C stack (growing down from `top`); its
+ * Python frames and run state are on the heap (transfer.c).
  *
- *   guarded slot:  [guard page][ C stack ........ top | frame chunk ]
- *   slab slot:     [ C stack ........ top | frame chunk ]   (no guard)
+ *   guarded slot:  [guard page][ C stack ........ top ]
+ *   slab slot:     [ C stack ........ top ]   (no guard)
  *
  * Each guarded slot costs two memory maps; at the default vm.max_map_count
  * (65530) only ~32k of them fit. Up to a budget (half of what is left after a
@@ -23,24 +22,15 @@
 #define CB_STACK_DEFAULT_SIZE (256u * 1024u)
 #define CB_STACK_MIN_SIZE (128u * 1024u)
 #define CB_STACK_MAX_SIZE (256u * 1024u * 1024u)
-/* Bytes of the frame chunk above each C stack. */
-#define CB_FRAME_CHUNK_SIZE (32u * 1024u)
 
 typedef struct cb_stack {
     char *lo;              /* lowest usable byte of the C stack */
-    char *top;             /* the C stack grows down from here, the frame
-                              region up: [top, cb_stack_frames_end()) */
+    char *top;             /* the C stack grows down from here */
     size_t size;           /* bytes of C stack it was made with */
     struct cb_stack *next; /* free-list link */
     unsigned vg_id;        /* valgrind stack id */
     unsigned char guarded;
 } cb_stack;
-
-/* One past the frame region above the C stack. */
-static inline char *cb_stack_frames_end(const cb_stack *s)
-{
-    return s->lo + s->size + CB_FRAME_CHUNK_SIZE;
-}
 
 typedef struct cb_stack_pool {
     cb_stack *free;      /* cached stacks of size stack_size */
@@ -71,6 +61,8 @@ void cb_stack_pool_init(cb_stack_pool *pool, size_t stack_size);
 cb_stack *cb_stack_acquire(cb_stack_pool *pool);
 /* Gives a stack back; memory below the hot top is returned to the OS. */
 void cb_stack_release(cb_stack_pool *pool, cb_stack *stack);
+/* Returns the memory below the hot top to the OS if the stack went deeper. */
+void cb_stack_trim(cb_stack *stack);
 /* Unmaps (or returns to the process) every cached stack. */
 void cb_stack_pool_clear(cb_stack_pool *pool);
 

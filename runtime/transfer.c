@@ -1,6 +1,8 @@
 /* The switch mechanism (transfer.h). */
 #include "transfer.h"
+#include "frames.h"
 #include "preempt.h"
+#include "region.h"
 
 /* ---- the release list ------------------------------------------------------------- */
 
@@ -71,10 +73,162 @@ static void arrive(cb_manager *m, cb_transfer *in)
     m->switching = 0;
     if (!in)
         return;
-    x = *in; /* `in` lies on a stack that may be given back just below */
-    if (x.stack)
-        cb_stack_release(&m->pool, x.stack);
+    x = *in; /* `in` lies on a stack that may be copied over below */
+    if (x.run) { /* a finished tasklet's: it leaves its region */
+        cb_slice_vacate(&m->regions, &x.run->slice, cb_ctx_sp(&x.run->ctx));
+        cb_region_unbind(&m->regions, &m->pool, &x.run->slice);
+        PyMem_Free(x.run);
+    }
     cb_transfer_drop(m, &x);
+}
+
+/* ---- sharing regions ------------------------------------------------------------------------- */
+
+static void tasklet_entry(void *arg);
+
+static cb_runstate *slice_owner(cb_slice *s)
+{
+    return (cb_runstate *)((char *)s - offsetof(cb_runstate, slice));
+}
+
+/* Copies the suspended `run`'s C stack out of its region. Its frame chain
+ * first stops leading into the region (frames.h); its saved innermost frame
+ * stays readable. No Python code runs here. */
+static void evict(cb_manager *m, cb_runstate *run)
+{
+    cb_slice *s = &run->slice;
+    char *sp = cb_ctx_sp(&run->ctx);
+    char *top = s->region->stack->top;
+    size_t n = cb_frames_hide(&run->st.frame, sp, top, NULL);
+    size_t head = n * sizeof(cb_relink);
+
+    if (cb_slice_reserve(s, head + (size_t)(top - sp)) < 0)
+        Py_FatalError("carbon: out of memory saving a suspended tasklet's C stack");
+    s->nrelink = (unsigned)n;
+    cb_frames_hide(&run->st.frame, sp, top, (cb_relink *)s->saved);
+    cb_slice_copy_out(&m->regions, s, sp, head);
+    m->regions.typical = head + s->len;
+}
+
+/* Puts `run`'s C stack (or, never entered, its first context) in its region,
+ * which nobody occupies. */
+static void install(cb_manager *m, cb_runstate *run)
+{
+    cb_slice *s = &run->slice;
+    cb_stack *stack = s->region->stack;
+
+    if (s->fresh) {
+        if (cb_ctx_make(&run->ctx, stack->lo, (size_t)(stack->top - stack->lo), tasklet_entry) < 0)
+            Py_FatalError("carbon: cannot create a tasklet context");
+        cb_slice_occupy(&m->regions, s);
+        return;
+    }
+    cb_slice_copy_in(&m->regions, s, s->nrelink * sizeof(cb_relink));
+    cb_frames_unhide((const cb_relink *)s->saved, s->nrelink);
+    s->nrelink = 0;
+    cb_pystate_resume_frame(m->tstate, &run->st);
+    cb_pystate_place(&run->st);
+}
+
+/* A switch to a tasklet whose region holds another's stack, made from the
+ * region itself, goes through this small context: it copies the running
+ * tasklet out and the target in, then switches to the target. */
+typedef struct cb_bounce {
+    cb_stack_pool pool;
+    cb_stack *stack;
+    cb_ctx ctx;
+} cb_bounce;
+
+typedef struct bounce_req {
+    cb_manager *m;
+    cb_runstate *from, *to;
+    cb_transfer *x;
+    int final;           /* from is finished: nothing to copy out */
+} bounce_req;
+
+static void bounce_entry(void *arg)
+{
+    cb_ctx_entered();
+    for (;;) {
+        /* The request and the record lie on from's stack, which is about to
+         * be overwritten. */
+        bounce_req req = *(bounce_req *)arg;
+        cb_transfer x, *xp = NULL;
+        cb_bounce *b = req.m->bounce;
+
+        if (req.x) {
+            x = *req.x;
+            xp = &x;
+        }
+        if (req.final) {
+            cb_slice_vacate(&req.m->regions, &req.from->slice, cb_ctx_sp(&req.from->ctx));
+        } else {
+            evict(req.m, req.from);
+        }
+        install(req.m, req.to);
+        arg = cb_ctx_switch(&b->ctx, &req.to->ctx, xp);
+    }
+}
+
+/* Made with the thread's first tasklet (a switch cannot fail). */
+static int bounce_make(cb_manager *m)
+{
+    cb_bounce *b;
+
+    if (m->bounce)
+        return 0;
+    b = calloc(1, sizeof *b);
+    if (!b)
+        return -1;
+    cb_stack_pool_init(&b->pool, CB_STACK_MIN_SIZE);
+    b->stack = cb_stack_acquire(&b->pool);
+    if (!b->stack) {
+        free(b);
+        return -1;
+    }
+    if (cb_ctx_make(&b->ctx, b->stack->lo, (size_t)(b->stack->top - b->stack->lo), bounce_entry) <
+        0) {
+        cb_stack_release(&b->pool, b->stack);
+        cb_stack_pool_clear(&b->pool);
+        free(b);
+        return -1;
+    }
+    m->bounce = b;
+    return 0;
+}
+
+void cb_transfer_free_regions(cb_manager *m)
+{
+    cb_bounce *b = m->bounce;
+
+    cb_region_set_clear(&m->regions, &m->pool);
+    if (b) {
+        cb_stack_release(&b->pool, b->stack);
+        cb_stack_pool_clear(&b->pool);
+        free(b);
+        m->bounce = NULL;
+    }
+}
+
+/* The slow path of a switch: `to`'s stack is not in its region. */
+static void *switch_in(cb_manager *m, cb_runstate *from, cb_runstate *to, cb_transfer *x,
+                       int final)
+{
+    cb_region *r = to->slice.region;
+
+    if (r->occupant == &from->slice) {
+        bounce_req req = {m, from, to, x, final};
+        cb_bounce *b = m->bounce;
+        if (final)
+            cb_ctx_switch_final(&from->ctx, &b->ctx, &req);
+        return cb_ctx_switch(&from->ctx, &b->ctx, &req);
+    }
+    if (r->occupant)
+        evict(m, slice_owner(r->occupant));
+    install(m, to);
+    if (final)
+        cb_ctx_switch_final(&from->ctx, &to->ctx, x);
+    return cb_ctx_switch(&from->ctx, &to->ctx, x);
 }
 
 /* An unguarded stack's lowest bytes were written: the tasklet ran past its
@@ -118,16 +272,21 @@ void cb_transfer_switch(cb_manager *m, cb_tasklet *to, cb_transfer *x)
         x = &local;
     depart(m, from, from->stack, to, x);
     cb_pystate_switch(m->tstate, &from->run->st, &to->run->st);
-    in = cb_ctx_switch(&from->run->ctx, &to->run->ctx, x);
+    if (__builtin_expect(!to->run->slice.resident, 0)) {
+        in = switch_in(m, from->run, to->run, x, 0);
+    } else {
+        cb_pystate_place(&to->run->st);
+        in = cb_ctx_switch(&from->run->ctx, &to->run->ctx, x);
+    }
     arrive(m, in);
 }
 
 void cb_transfer_final(cb_manager *m, cb_tasklet *t, cb_tasklet *to, cb_transfer *x)
 {
-    cb_runstate *run = t->run; /* inside the stack: valid until `to` releases it */
+    cb_runstate *run = t->run; /* freed by `to`, after the switch */
 
     depart(m, t, t->stack, to, x);
-    x->stack = t->stack;
+    x->run = run;
     t->stack = NULL;
     t->started = 0;
     t->run = NULL;
@@ -138,6 +297,9 @@ void cb_transfer_final(cb_manager *m, cb_tasklet *t, cb_tasklet *to, cb_transfer
     cb_transfer_hold(x, run->exc_state.exc_value);
     run->st.context = NULL;
     run->exc_state.exc_value = NULL;
+    if (!to->run->slice.resident)
+        switch_in(m, run, to->run, x, 1);
+    cb_pystate_place(&to->run->st);
     cb_ctx_switch_final(&run->ctx, &to->run->ctx, x);
 }
 
@@ -161,30 +323,39 @@ static void tasklet_entry(void *arg)
     cb_tasklet_body(m, t); /* never returns */
 }
 
-/* The run state goes at the bottom of the frame region, the root frame
- * chunk right after it. */
+/* The run state and the root chunk of the frame data stack share one heap
+ * block: [cb_runstate | root chunk]. Python frames are pointed at from frame
+ * objects, generators and tracebacks, so they never live on the C stack. */
 #define RUN_BYTES ((sizeof(cb_runstate) + 15) & ~(size_t)15)
 
 int cb_transfer_prepare(cb_manager *m, cb_tasklet *t)
 {
-    cb_stack *stack = cb_stack_acquire(&m->pool);
-    cb_runstate *run;
+    cb_runstate *run = PyMem_Malloc(RUN_BYTES + CB_ROOT_CHUNK_SIZE);
 
-    if (!stack) {
+    /* Everything a switch into or away from t needs is allocated here, where
+     * failing is a MemoryError: the slice buffer gets room for a typical
+     * suspended stack (the last one copied out, and a little), so copying it
+     * out usually needs no allocation (a deeper one is reallocated then, and
+     * running out of memory at that point is fatal). */
+    if (!run || bounce_make(m) < 0) {
+        PyMem_Free(run);
         PyErr_SetString(PyExc_MemoryError, "cannot allocate a tasklet stack");
         return -1;
     }
-    run = (cb_runstate *)stack->top;
-    cb_pystate_init_new(&run->st, stack->top + RUN_BYTES,
-                        (size_t)(cb_stack_frames_end(stack) - stack->top) - RUN_BYTES,
-                        stack->size, &run->exc_state);
-    memset(&run->gc_call, 0, sizeof run->gc_call);
-    if (cb_ctx_make(&run->ctx, stack->lo, (size_t)(stack->top - stack->lo), tasklet_entry) < 0) {
-        cb_stack_release(&m->pool, stack);
-        PyErr_SetString(PyExc_MemoryError, "cannot create a tasklet context");
+    memset(run, 0, sizeof *run);
+    if (cb_slice_reserve(&run->slice, m->regions.typical > CB_SLICE_RESERVE
+                                          ? m->regions.typical + 128
+                                          : CB_SLICE_RESERVE) < 0 ||
+        cb_region_bind(&m->regions, &m->pool, &run->slice) < 0) {
+        free(run->slice.saved);
+        PyMem_Free(run);
+        PyErr_SetString(PyExc_MemoryError, "cannot allocate a tasklet stack");
         return -1;
     }
-    t->stack = stack;
+    /* Its context is made when it first enters its region (install). */
+    cb_pystate_init_new(&run->st, (char *)run + RUN_BYTES, CB_ROOT_CHUNK_SIZE,
+                        run->slice.region->stack->size, &run->exc_state);
+    t->stack = run->slice.region->stack;
     t->run = run;
     t->started = 1;
     return 0;

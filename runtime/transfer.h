@@ -29,7 +29,7 @@
 typedef struct cb_transfer {
     PyObject *refs[CB_TRANSFER_REFS]; /* owned; released by the incoming side */
     int nrefs;
-    cb_stack *stack;                  /* a finished tasklet's stack, to give back */
+    cb_runstate *run;                 /* a finished tasklet's run state, to free */
 } cb_transfer;
 
 #define CB_TRANSFER_INIT {{NULL}, 0, NULL}
@@ -40,6 +40,9 @@ static inline void cb_transfer_hold(cb_transfer *x, PyObject *o)
     if (o)
         x->refs[x->nrefs++] = o;
 }
+
+/* Gives back the thread's regions and stack-copy context (manager teardown). */
+void cb_transfer_free_regions(cb_manager *m);
 
 /* Releases (later) what `x` holds, when no switch happens after all. */
 void cb_transfer_drop(cb_manager *m, cb_transfer *x);

@@ -180,12 +180,12 @@ class BindNonePaused(Base):
         t = s.tasklet(body)()
         s.run()
         self.assertTrue(t.paused and t.alive and not t.scheduled and not t.blocked)
-        used = s.get_stack_stats()["thread_live"]
+        used = s.get_stack_stats()["thread_bound"]  # tasklets bound to a stack region
         self.assertIs(t.bind(None), t)
         self.assertFalse(t.alive)
         self.assertFalse(t.paused)
         self.assertEqual(self.log, ["finally"])  # unwound: its finally blocks ran
-        self.assertEqual(s.get_stack_stats()["thread_live"], used - 1)
+        self.assertEqual(s.get_stack_stats()["thread_bound"], used - 1)
         self.assertIsNone(t.frame)
         wr = weakref.ref(t)
         del t

@@ -1,7 +1,9 @@
 """Resource limits (switching.md section 4, item 10): running out of memory
-for stacks is a MemoryError the program recovers from; stacks are reused and
-their memory returned after deep recursion; beyond the guard-page budget
-unguarded stacks still work; a 100k-tasklet churn runs."""
+for tasklets is a MemoryError the program recovers from; stack regions are
+reused and their memory returned after deep recursion; beyond the guard-page
+budget unguarded regions still work; a 100k-tasklet churn runs. Tasklets
+share a thread's few stack regions (docs/design.md): a blocked tasklet
+costs heap, not address space."""
 import time
 import unittest
 
@@ -46,7 +48,8 @@ try:
         n += 1
 except MemoryError as e:
     error = str(e)
-print("created", n > 100, "error", error, flush=True)
+# Whichever allocation fails first: a tasklet's own, or a Python object's.
+print("created", n > 100, "error", error in ("cannot allocate a tasklet stack", ""), flush=True)
 # the tasklet that could not start is still queued; it must not crash anything
 t.remove()
 del t
@@ -111,12 +114,13 @@ for rnd in range(3):
     gc.collect()
     after = rss()
     print(rnd, base, peak, after, flush=True)
-print("stats", s.get_stack_stats()["thread_live"], flush=True)
+st = s.get_stack_stats()
+print("stats", st["thread_live"] == st["thread_regions"] <= 16, flush=True)
 """)
 
 child("beyond_guard_budget", r"""
 import json, scheduler as s, sys
-s.set_guarded_stacks(50)
+s.set_guarded_stacks(5)  # of the thread's 16 regions
 size = int(sys.argv[1])
 if size:
     s.set_stack_size(size)
@@ -153,7 +157,8 @@ def worker(i):
 ts = [s.tasklet(worker)(i) for i in range(2000)]
 s.run()
 st = s.get_stack_stats()
-print("stats", st["guarded"] <= 50, st["unguarded"] >= 1950, st["slabs"] >= 1, st["guard_budget"], flush=True)
+mx = st["thread_regions_max"]  # 16, or CARBON_STACK_REGIONS
+print("stats", st["guarded"] <= 5, st["unguarded"] >= mx - 5, st["slabs"] >= (mx > 5), st["guard_budget"], flush=True)
 for i in range(2000):
     c.send(i * 10)
 s.run()
@@ -180,7 +185,7 @@ class ChildLimitTests(CoreTestCase):
     def test_memory_error_then_recovery(self):
         proc = self.check_child(self.results["memory_error_and_recovery"])
         self.assertChildLines(proc, [
-            "created True error cannot allocate a tasklet stack", "finished True",
+            "created True error True", "finished True",
             "again True", "finished True", "again True", "finished True"])
 
     def test_rss_returns_after_deep_recursion(self):
@@ -192,12 +197,12 @@ class ChildLimitTests(CoreTestCase):
             self.assertGreater(grown, 1 << 20, proc.stdout)  # the recursion did touch memory
             self.assertLess(after - base, grown * 0.3, proc.stdout)
             self.assertLess(peak, first_peak + (2 << 20), proc.stdout)  # stacks are reused
-        self.assertEqual(proc.stdout.splitlines()[3], "stats 0")
+        self.assertEqual(proc.stdout.splitlines()[3], "stats True")
 
     def check_beyond_budget(self, name):
         proc = self.check_child(self.results[name])
         lines = proc.stdout.splitlines()
-        self.assertEqual(lines[0], "stats True True True 50", proc.stdout)
+        self.assertEqual(lines[0], "stats True True True 5", proc.stdout)
         self.assertEqual(lines[1:], ["results True", "alive 0", "again True"])
 
     def test_beyond_guard_budget(self):
@@ -225,7 +230,7 @@ class ChurnTests(CoreTestCase):
         elapsed = time.perf_counter() - start
         self.assertEqual(done[0], 100000)
         stats = s.get_stack_stats()
-        self.assertEqual(stats["thread_live"], 0)
+        self.assertLessEqual(stats["thread_live"], 16)  # the regions, kept for reuse
         self.assertLessEqual(stats["thread_cached"], 128)
         self.assertLess(elapsed, 60, "%.1f us per tasklet" % (elapsed * 10))
 

@@ -1,0 +1,96 @@
+/* Stack regions: C stacks that several tasklets share by copying.
+ *
+ * A started tasklet runs at a fixed stack address (its C stack holds absolute
+ * pointers), but it does not need that address to itself. Each thread keeps a
+ * few regions, C stacks as large as the thread's own (a cb_stack of the
+ * thread's pool: guard page below, committed lazily). A tasklet is bound to
+ * one region for life; the region's `occupant` is the tasklet whose stack is
+ * in it now. To run a tasklet whose region holds another's stack, the
+ * occupant's used part [sp, top) is copied to a heap buffer (its slice) and
+ * the tasklet's own slice copied back in: the way greenlets share the C stack.
+ *
+ * This file is the mechanism (regions, slices, the copies) and, apart, the
+ * binding policy (cb_region_bind); transfer.c decides when to copy.
+ */
+#ifndef CB_REGION_H
+#define CB_REGION_H
+
+#include <stddef.h>
+
+#include "stack.h"
+
+/* Regions a thread may have before new tasklets share them (each costs a
+ * page-table page and its touched top pages: ~8-12 KiB resident). */
+#define CB_REGIONS_MAX 16u
+
+/* Bytes a slice buffer gets when its tasklet is made (see transfer.c). */
+#define CB_SLICE_RESERVE 768u
+
+typedef struct cb_slice cb_slice;
+
+typedef struct cb_region {
+    cb_stack *stack;     /* the C stack (from the thread's pool) */
+    cb_slice *occupant;  /* whose stack is in it now, or NULL */
+    unsigned nbound;     /* tasklets bound to it */
+    char *stale;         /* lowest byte of what its last occupant left (poisoned
+                            for ASan, or filled), NULL when nothing is */
+} cb_region;
+
+/* A tasklet's claim on its region. While it is not the occupant, `saved`
+ * holds a copy of [top - len, top) of the region as the tasklet left it,
+ * preceded by `nrelink` relink records (transfer.c's frame bookkeeping). */
+struct cb_slice {
+    cb_region *region;        /* NULL: not bound (a main tasklet: the thread's stack) */
+    char *saved;              /* heap buffer, kept for reuse while resident */
+    size_t len;               /* stack bytes in `saved` (valid when !resident) */
+    size_t cap;               /* bytes allocated at `saved` */
+    unsigned nrelink;         /* relink records before the stack bytes */
+    unsigned char resident;   /* its stack is in its region (or it has no region) */
+    unsigned char fresh;      /* bound but never entered: nothing to copy in */
+    unsigned long long stamp; /* when it last became the occupant */
+};
+
+typedef struct cb_region_set {
+    cb_region *regions[CB_REGIONS_MAX];
+    unsigned n;
+    unsigned max;             /* <= CB_REGIONS_MAX */
+    unsigned long long clock; /* occupancy stamps */
+    size_t typical;           /* bytes of the last slice copied out */
+    unsigned char fill;       /* fill what an occupant leaves with CB_REGION_FILL */
+} cb_region_set;
+
+/* What a stack copied out of its region leaves behind when the set's `fill`
+ * is on (CARBON_STACK_REGIONS is set): a stale pointer into it then reads
+ * 0xdbdb... and crashes at once rather than later. Under AddressSanitizer
+ * the range is poisoned instead, so the access is reported where it happens. */
+#define CB_REGION_FILL 0xdb
+
+/* `max` is CB_REGIONS_MAX, or CARBON_STACK_REGIONS (1..CB_REGIONS_MAX) from
+ * the environment: a test and tuning knob that makes tasklets share regions
+ * (and copy) as soon as more than that many exist; it also turns on `fill`. */
+void cb_region_set_init(cb_region_set *set);
+/* Gives back every region nobody is bound to (the rest stay: leaked tasklets
+ * keep theirs for ever). */
+void cb_region_set_clear(cb_region_set *set, cb_stack_pool *pool);
+
+/* Policy: binds `s` (not bound, not resident, fresh) to a region of the pool's
+ * stack size. -1 with errno = ENOMEM if no region can be made. */
+int cb_region_bind(cb_region_set *set, cb_stack_pool *pool, cb_slice *s);
+/* A finished tasklet leaves its region without a copy; a region nobody is
+ * bound to any more goes back to the pool when the set has too many. */
+void cb_region_unbind(cb_region_set *set, cb_stack_pool *pool, cb_slice *s);
+
+/* Makes sure s->saved has room for `bytes`; -1 with errno = ENOMEM. */
+int cb_slice_reserve(cb_slice *s, size_t bytes);
+/* Copies [sp, top) of the region to s->saved after `head` bytes of relink
+ * records (reserved by the caller) and marks the region empty. */
+void cb_slice_copy_out(cb_region_set *set, cb_slice *s, char *sp, size_t head);
+/* A finished occupant whose stack stopped at `sp` leaves its region
+ * without a copy. */
+void cb_slice_vacate(cb_region_set *set, cb_slice *s, char *sp);
+/* Copies s's saved bytes back to the region and makes s the occupant. */
+void cb_slice_copy_in(cb_region_set *set, cb_slice *s, size_t head);
+/* Marks s the occupant of its region without a copy (a fresh tasklet). */
+void cb_slice_occupy(cb_region_set *set, cb_slice *s);
+
+#endif
