@@ -115,7 +115,7 @@ for rnd in range(3):
     after = rss()
     print(rnd, base, peak, after, flush=True)
 st = s.get_stack_stats()
-print("stats", st["thread_live"] == st["thread_regions"] <= 16, flush=True)
+print("stats", st["thread_live"] == st["thread_regions"] <= 16, st["thread_regions_max"], flush=True)
 """)
 
 child("beyond_guard_budget", r"""
@@ -192,12 +192,16 @@ class ChildLimitTests(CoreTestCase):
         proc = self.check_child(self.results["rss_returns_after_deep_recursion"])
         rows = [list(map(int, line.split())) for line in proc.stdout.splitlines()[:3]]
         first_peak = rows[0][2]
+        stats, regions = proc.stdout.splitlines()[3].rsplit(" ", 1)
         for rnd, base, peak, after in rows:
             grown = peak - base
-            self.assertGreater(grown, 1 << 20, proc.stdout)  # the recursion did touch memory
-            self.assertLess(after - base, grown * 0.3, proc.stdout)
+            if int(regions) >= 16:
+                # the recursion did touch memory (with CARBON_STACK_REGIONS=2
+                # only two regions' worth of it: nothing to measure)
+                self.assertGreater(grown, 1 << 20, proc.stdout)
+            self.assertLess(after - base, max(grown * 0.3, 256 << 10), proc.stdout)
             self.assertLess(peak, first_peak + (2 << 20), proc.stdout)  # stacks are reused
-        self.assertEqual(proc.stdout.splitlines()[3], "stats True")
+        self.assertEqual(stats, "stats True")
 
     def check_beyond_budget(self, name):
         proc = self.check_child(self.results[name])
