@@ -12,6 +12,7 @@
  * continues after the switch it made, and re-reads the state it depends on.
  */
 #include "core.h"
+#include "offstack.h"
 #include "transfer.h"
 #include "preempt.h"
 
@@ -391,22 +392,34 @@ int cb_run_deadline(cb_manager *m, long long deadline_ns)
 static int run_segment(cb_manager *m, cb_tasklet *start, int only_start)
 {
     cb_node *head = &m->main->node;
-    cb_node cursor = {NULL, NULL, CB_NODE_CURSOR};
-    cb_node end = {NULL, NULL, CB_NODE_END};
+    /* The markers are read by the tasklets this loop runs while the
+     * running tasklet is suspended: they live on the heap, not on its C
+     * stack (docs/design.md). */
+    cb_node *marks = PyMem_Malloc(2 * sizeof *marks);
+    cb_node *cursor, *end;
     int rc = 0;
 
-    node_link_after(only_start ? &start->node : head->prev, &end);
-    node_link_after(start->node.prev, &cursor);
+    if (!marks) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    cb_offstack_check(marks, "a nested run loop's queue markers");
+    cursor = marks;
+    end = marks + 1;
+    *cursor = (cb_node){NULL, NULL, CB_NODE_CURSOR};
+    *end = (cb_node){NULL, NULL, CB_NODE_END};
+    node_link_after(only_start ? &start->node : head->prev, end);
+    node_link_after(start->node.prev, cursor);
     for (;;) {
-        cb_node *n = cursor.next;
+        cb_node *n = cursor->next;
         cb_tasklet *t;
 
-        while (n != &end && n != head && n->kind != CB_NODE_TASKLET)
+        while (n != end && n != head && n->kind != CB_NODE_TASKLET)
             n = n->next;
-        if (n == &end || n == head)
+        if (n == end || n == head)
             break;
-        node_unlink(&cursor);
-        node_link_after(n, &cursor);
+        node_unlink(cursor);
+        node_link_after(n, cursor);
         t = (cb_tasklet *)((char *)n - offsetof(cb_tasklet, node));
         if (t == m->current)
             continue;
@@ -415,8 +428,9 @@ static int run_segment(cb_manager *m, cb_tasklet *start, int only_start)
             break;
         }
     }
-    node_unlink(&cursor);
-    node_unlink(&end);
+    node_unlink(cursor);
+    node_unlink(end);
+    PyMem_Free(marks);
     return rc;
 }
 
