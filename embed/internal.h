@@ -11,6 +11,7 @@
 #define CB_EMBED_INTERNAL_H
 
 #include "core.h"
+#include "offstack.h"
 
 #include "carbon/carbon.h"
 
@@ -18,6 +19,23 @@
 #include <uv.h>
 
 typedef struct cb_embed_loop cb_embed_loop;
+
+/* Nothing that anyone else reads or writes while a tasklet waits lives on
+ * its C stack (docs/design.md, "Nothing points into a suspended tasklet's C
+ * stack": the invariant that lets suspended stacks be copied out and share
+ * a region, issue 8). Such records are heap blocks that
+ * live exactly as long as the scope that declares them (freed on every way
+ * out of it): CB_OFFSTACK(type, name) declares `type *name`, zeroed, NULL if
+ * out of memory. Where such a record is linked, cb_offstack_check()
+ * (runtime/offstack.h) makes sure it is not on the stack. */
+void *cb_offstack_alloc(size_t size); /* calloc(1, size) */
+void cb_offstack_free(void *p);      /* free(*(void **)p) */
+#define CB_OFFSTACK(type, name) \
+    type *name __attribute__((cleanup(cb_offstack_free))) = cb_offstack_alloc(sizeof(type))
+/* The same only if `cond` holds (NULL otherwise, not an error then). */
+#define CB_OFFSTACK_IF(cond, type, name) \
+    type *name __attribute__((cleanup(cb_offstack_free))) = \
+        (cond) ? cb_offstack_alloc(sizeof(type)) : NULL
 
 /* carbon_config.slice_ns by default (hitch.c). */
 #define CB_EMBED_DEFAULT_SLICE_NS (4LL * 1000 * 1000)
@@ -261,6 +279,8 @@ PyObject *cb_embed_py_cooperative(PyObject *mod, PyObject *unused);
 PyObject *cb_embed_py_poll_state(PyObject *mod, PyObject *arg);
 /* sockio.c: the hot calls of patched sockets (recv, recv_into, send, sendall). */
 int cb_embed_sockio_add(PyObject *mod);
+/* offstack.c: the off-stack check's test hooks (_offstack_checks...). */
+int cb_embed_offstack_add(PyObject *mod);
 
 struct addrinfo;
 /* getaddrinfo on the loop's thread pool, blocking only the current tasklet.

@@ -21,6 +21,7 @@ int cb_net_block(cb_embed_loop *loop, cb_net_wait *w)
                         "cannot wait for the network: the current tasklet has block_trap set");
         return -1;
     }
+    cb_offstack_check(w, "a network wait record");
     w->t = cur;
     Py_INCREF(cur); /* nothing else need keep a waiting tasklet alive */
     while (!w->flag) {
@@ -65,6 +66,7 @@ uv_timer_t *cb_net_timeout_start(cb_embed_loop *loop, long long ns, cb_net_wait 
         return NULL;
     }
     uv_timer_init(&loop->uv, t);
+    cb_offstack_check(w, "a network wait record");
     t->data = w;
     uv_update_time(&loop->uv);
     uv_timer_start(t, on_timeout, ms, 0);

@@ -1,9 +1,10 @@
 /* carbon.net internals: sockets for tasklets on the thread's libuv loop
  * (embed/net.c, net_tcp.c, net_udp.c). See docs/net.md.
  *
- * How a tasklet waits for libuv. The blocking call puts a cb_net_wait on
- * its own C stack and points the operation at it (a stream's reader or
- * writer slot, or a request record's `w`). The libuv callback that completes
+ * How a tasklet waits for libuv. The blocking call makes a cb_net_wait (a
+ * heap block scoped like a local, CB_OFFSTACK: never on the tasklet's C
+ * stack, which may be copied away while it waits) and points the operation
+ * at it (a stream's reader or writer slot, or a request record's `w`). The libuv callback that completes
  * the operation takes the pointer out of its slot first and then wakes the
  * tasklet (cb_net_wake), so a waiter is woken at most once. If the tasklet
  * is killed or thrown at instead, cb_net_block() returns -1 and the call

@@ -333,9 +333,13 @@ static PyObject *busy_reader(const char *what)
 static int stream_wait(StreamObject *s, cb_net_wait **slot, size_t need, int line, const char *what)
 {
     cb_embed_loop *loop = s->h->link.loop;
-    cb_net_wait w = {0};
+    CB_OFFSTACK(cb_net_wait, w);
     int rc;
 
+    if (!w) {
+        PyErr_NoMemory();
+        return -1;
+    }
     if (*slot) {
         if (slot == &s->reader)
             busy_reader(what);
@@ -351,10 +355,13 @@ static int stream_wait(StreamObject *s, cb_net_wait **slot, size_t need, int lin
         if (s->rerr && !s->reading)
             return 0; /* could not start: the caller sees the error */
     }
-    w.t = loop->mgr->current;
-    *slot = &w;
-    rc = cb_net_block(loop, &w);
-    if (*slot == &w)
+    w->t = loop->mgr->current;
+    cb_offstack_check(w, slot == &s->reader   ? "a stream's reader"
+                         : slot == &s->writer ? "a stream's writer"
+                                              : "a stream's drainer");
+    *slot = w;
+    rc = cb_net_block(loop, w);
+    if (*slot == w)
         *slot = NULL;
     return rc;
 }
@@ -915,27 +922,29 @@ static void on_connect(uv_connect_t *req, int status)
 static int connect_one(cb_embed_loop *loop, tcp_h *h, const struct sockaddr *sa, long long deadline,
                        int *err)
 {
-    cb_net_wait w = {0};
+    CB_OFFSTACK(cb_net_wait, w);
     connect_req *c = calloc(1, sizeof *c);
     uv_timer_t *timer = NULL;
     int r, rc;
 
-    if (!c) {
+    if (!c || !w) {
+        free(c);
         PyErr_NoMemory();
         return -1;
     }
-    w.t = loop->mgr->current;
-    c->w = &w;
+    w->t = loop->mgr->current;
+    cb_offstack_check(w, "a connect request's waiter");
+    c->w = w;
     if ((r = uv_tcp_connect(&c->req, &h->tcp, sa, on_connect)) < 0) {
         free(c);
         *err = r;
         return 1;
     }
-    if (deadline >= 0 && !(timer = cb_net_timeout_start(loop, deadline - cb_monotonic_ns(), &w))) {
+    if (deadline >= 0 && !(timer = cb_net_timeout_start(loop, deadline - cb_monotonic_ns(), w))) {
         c->w = NULL; /* freed by on_connect when the handle closes */
         return -1;
     }
-    rc = cb_net_block(loop, &w);
+    rc = cb_net_block(loop, w);
     cb_net_timeout_stop(timer);
     if (c->done) {
         r = c->status;
@@ -1113,8 +1122,10 @@ static PyObject *server_accept(PyObject *self, PyObject *unused)
 
     (void)unused;
     for (;;) {
-        accept_wait a = {{0}, NULL, NULL};
+        CB_OFFSTACK(accept_wait, a);
         int rc;
+        if (!a)
+            return PyErr_NoMemory();
         if (!sv->h)
             return closed_error("accept");
         if (cb_net_handle_check(&sv->h->link, "accept") < 0)
@@ -1137,15 +1148,16 @@ static PyObject *server_accept(PyObject *self, PyObject *unused)
             sv->aerr = 0;
             return cb_net_raise(e, "accept");
         }
-        a.w.t = loop->mgr->current;
-        a.prev = sv->last;
+        a->w.t = loop->mgr->current;
+        cb_offstack_check(a, "a server's accept waiter");
+        a->prev = sv->last;
         if (sv->last)
-            sv->last->next = &a;
+            sv->last->next = a;
         else
-            sv->first = &a;
-        sv->last = &a;
-        rc = cb_net_block(loop, &a.w);
-        accept_unlink(sv, &a);
+            sv->first = a;
+        sv->last = a;
+        rc = cb_net_block(loop, &a->w);
+        accept_unlink(sv, a);
         if (rc < 0) {
             /* Pass on a wakeup we may have taken. */
             if (sv->qlen || sv->aerr)

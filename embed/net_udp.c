@@ -148,8 +148,10 @@ static PyObject *endpoint_recvfrom(PyObject *self, PyObject *unused)
 
     (void)unused;
     for (;;) {
-        cb_net_wait w = {0};
+        CB_OFFSTACK(cb_net_wait, w);
         int rc;
+        if (!w)
+            return PyErr_NoMemory();
         if (!(loop = endpoint_check(e, "recvfrom")))
             return NULL;
         if (e->qlen) {
@@ -171,10 +173,11 @@ static PyObject *endpoint_recvfrom(PyObject *self, PyObject *unused)
             return NULL;
         }
         ensure_receiving(e);
-        w.t = loop->mgr->current;
-        e->reader = &w;
-        rc = cb_net_block(loop, &w);
-        if (e->reader == &w)
+        w->t = loop->mgr->current;
+        cb_offstack_check(w, "a datagram endpoint's reader");
+        e->reader = w;
+        rc = cb_net_block(loop, w);
+        if (e->reader == w)
             e->reader = NULL;
         if (rc < 0)
             return NULL;

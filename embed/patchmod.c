@@ -41,7 +41,8 @@ int cb_embed_patch_add(PyObject *mod)
 {
     if (PyModule_AddFunctions(mod, patch_methods) < 0 ||
         PyModule_AddIntConstant(mod, "READ", UV_READABLE) < 0 ||
-        PyModule_AddIntConstant(mod, "WRITE", UV_WRITABLE) < 0 || cb_embed_sockio_add(mod) < 0)
+        PyModule_AddIntConstant(mod, "WRITE", UV_WRITABLE) < 0 || cb_embed_sockio_add(mod) < 0 ||
+        cb_embed_offstack_add(mod) < 0)
         return -1;
     return cb_embed_timeout_add_type(mod);
 }

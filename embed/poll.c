@@ -26,9 +26,11 @@
  * other wait: select(), wait_fd) on a kept handle registers the descriptor
  * afresh.
  *
- * A waiter lives in the C frame of the blocked call, on the tasklet's stack,
- * like the sleepers of timer.c. Handles are owned by the thread's table and
- * freed by their close callback; the table goes with the loop
+ * The waiters of one call and the flag they share are one heap block that
+ * the blocked call frees on its way out: never on the tasklet's C stack,
+ * which may be copied away while it waits (docs/design.md, "Nothing points
+ * into a suspended tasklet's C stack"). Handles are owned by the thread's
+ * table and freed by their close callback; the table goes with the loop
  * (cb_embed_poll_close). */
 #include "internal.h"
 
@@ -49,6 +51,12 @@ typedef struct poll_waiter {
     cb_tasklet *t;     /* borrowed: the waiting call holds a reference */
     unsigned *flag;    /* shared by the waiters of one call */
 } poll_waiter;
+
+/* What one waiting call links into the watches (see the top). */
+typedef struct poll_call {
+    unsigned flag;
+    poll_waiter ws[];
+} poll_call;
 
 struct fd_watch {
     uv_poll_t poll;    /* first: the handle's address is the watch's */
@@ -230,6 +238,8 @@ static void waiter_unlink(poll_waiter *p)
 
 static void waiter_link(fd_watch *w, poll_waiter *p)
 {
+    cb_offstack_check(p, "a descriptor poll's waiter");
+    cb_offstack_check(p->flag, "a descriptor poll's flag");
     p->watch = w;
     p->prev = w->tail;
     p->next = NULL;
@@ -394,10 +404,10 @@ static int wait_thread(int n, const int *fds, const int *events, int *revents, l
 static int wait_fds(int n, const int *fds, const int *events, int *revents, long long deadline_ns,
                     int keep, unsigned long long token)
 {
-    poll_waiter stack_w[4], *ws = stack_w;
+    poll_call *call;
+    poll_waiter *ws;
     cb_embed_loop *loop = NULL;
     poll_table *tb;
-    unsigned flag = 0;
     int rc = 0, linked = 0, ready = 0, c;
 
     for (int i = 0; i < n; i++)
@@ -408,18 +418,17 @@ static int wait_fds(int n, const int *fds, const int *events, int *revents, long
     tb = table_get(loop);
     if (!tb)
         return -1;
-    if (n > 4) {
-        ws = PyMem_Calloc((size_t)n, sizeof *ws);
-        if (!ws) {
-            PyErr_NoMemory();
-            return -1;
-        }
+    call = PyMem_Calloc(1, sizeof *call + (size_t)n * sizeof *ws);
+    if (!call) {
+        PyErr_NoMemory();
+        return -1;
     }
+    ws = call->ws;
     for (int i = 0; i < n; i++) {
         fd_watch *w = NULL;
         int r = watch_get(tb, fds[i], &w);
 
-        ws[i] = (poll_waiter){.events = events[i], .t = loop->mgr->current, .flag = &flag};
+        ws[i] = (poll_waiter){.events = events[i], .t = loop->mgr->current, .flag = &call->flag};
         if (r < 0) {
             rc = -1;
             goto done;
@@ -447,7 +456,7 @@ static int wait_fds(int n, const int *fds, const int *events, int *revents, long
         rc = 1;
         goto done;
     }
-    rc = cb_embed_wait_flag(loop, &flag, deadline_ns, "wait for a file descriptor");
+    rc = cb_embed_wait_flag(loop, &call->flag, deadline_ns, "wait for a file descriptor");
 done:
     /* Leave the watches still holding us; report what woke us. */
     for (int i = 0; i < linked; i++) {
@@ -475,8 +484,7 @@ done:
                 rc = 1;
         }
     }
-    if (ws != stack_w)
-        PyMem_Free(ws);
+    PyMem_Free(call);
     return rc;
 }
 
@@ -667,8 +675,9 @@ PyObject *cb_embed_py_wait_fds(PyObject *mod, PyObject *args, PyObject *kwds)
         if (c == 0) {
             r = wait_thread(0, buf, buf + n, buf + 2 * n, deadline);
         } else {
-            unsigned flag = 0;
-            r = cb_embed_wait_flag(loop, &flag, deadline, "wait for a file descriptor");
+            CB_OFFSTACK(unsigned, flag);
+            r = flag ? cb_embed_wait_flag(loop, flag, deadline, "wait for a file descriptor")
+                     : (PyErr_NoMemory(), -1);
         }
         if (r < 0)
             goto out;

@@ -51,6 +51,7 @@ int cb_embed_getaddrinfo(cb_embed_loop *loop, const char *node, const char *serv
     }
     r->req.data = r;
     r->t = loop->mgr->current;
+    cb_offstack_check(r, "a name resolution request");
     err = uv_getaddrinfo(&loop->uv, &r->req, on_resolved, node, service, hints);
     if (err < 0) {
         free(r);

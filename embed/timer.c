@@ -1,11 +1,13 @@
 /* Tasklets waiting for a point in time (carbon.sleep) or a frame
  * (carbon.wait_frames).
  *
- * A waiter lives in the C frame of the blocked call, on the tasklet's own
- * stack, so it needs no allocation and stays valid exactly as long as the
- * tasklet is suspended in that call. The loop's heaps point at waiters; a
- * waiter leaves its heap when it is woken (by the loop) or when its call
- * returns early (kill, throw). Only the owning thread touches them.
+ * A waiter that goes into one of the loop's heaps is a heap block the
+ * blocked call frees on its way out (CB_OFFSTACK): never on the tasklet's C
+ * stack, which may be copied away while it waits (docs/design.md, "Nothing
+ * points into a suspended tasklet's C stack"). The loop's heaps point at
+ * waiters; a waiter leaves its heap when it is woken (by the loop) or when
+ * its call returns early (kill, throw). Only the owning thread touches them.
+ * A wait with no deadline links nothing: its waiter stays a local.
  *
  * Deadlines are checked against the precise monotonic clock, never libuv's
  * millisecond loop time, so a sleep never ends early. */
@@ -169,29 +171,46 @@ static int wait_in(cb_embed_loop *loop, cb_embed_heap *h, long long key, unsigne
 {
     cb_manager *m = loop->mgr;
     cb_tasklet *cur = m->current;
-    cb_embed_waiter w = {.key = key, .seq = loop->seq++, .t = cur, .index = NOT_QUEUED};
+    /* Only a waiter that goes into a heap must be off the stack (the top);
+     * a caller's flag (flagp) is the caller's to place. */
+    cb_embed_waiter local = {0};
+    CB_OFFSTACK_IF(h != NULL, cb_embed_waiter, linked);
+    cb_embed_waiter *w = h ? linked : &local;
     int rc = 0;
 
-    w.flagp = flagp ? flagp : &w.flag;
+    if (!w) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    w->key = key;
+    w->seq = loop->seq++;
+    w->t = cur;
+    w->index = NOT_QUEUED;
+    w->flagp = flagp ? flagp : &w->flag;
     if (cur->block_trap) {
         cb_embed_refuse_block(what);
         return -1;
     }
-    if (h && heap_push(h, &w) < 0)
-        return -1;
+    if (flagp)
+        cb_offstack_check(flagp, "a wait's flag");
+    if (h) {
+        cb_offstack_check(w, "a timer heap's waiter");
+        if (heap_push(h, w) < 0)
+            return -1;
+    }
     Py_INCREF(cur); /* nothing else need keep a waiting tasklet alive */
-    while (!*w.flagp) {
-        if (cb_block_current(m, w.flagp) < 0) {
+    while (!*w->flagp) {
+        if (cb_block_current(m, w->flagp) < 0) {
             rc = -1;
             break;
         }
     }
     /* Killed or thrown at before its time, or woken by someone else: leave
      * the heap, if the loop has not already let go of us (teardown). */
-    if (w.heap)
-        heap_remove(w.heap, &w);
+    if (w->heap)
+        heap_remove(w->heap, w);
     Py_DECREF(cur);
-    return rc < 0 ? -1 : (int)w.fired;
+    return rc < 0 ? -1 : (int)w->fired;
 }
 
 int cb_embed_sleep_until(cb_embed_loop *loop, long long deadline_ns)

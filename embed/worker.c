@@ -382,8 +382,10 @@ PyObject *cb_embed_worker_join_tasklet(carbon_worker *w)
     if (!w->ended) {
         cb_embed_loop *loop = cb_embed_loop_get();
         cb_manager *m;
-        joiner j = {NULL, 0, NULL};
+        CB_OFFSTACK(joiner, j);
 
+        if (!j)
+            return PyErr_NoMemory();
         if (!loop)
             return NULL;
         if (loop == w->loop) {
@@ -393,24 +395,24 @@ PyObject *cb_embed_worker_join_tasklet(carbon_worker *w)
         m = loop->mgr;
         if (m->current->block_trap)
             return cb_embed_refuse_block("join a worker");
-        j.t = (cb_tasklet *)Py_NewRef((PyObject *)m->current);
-        j.next = w->joiners;
-        /* unlinked again before this frame returns (below, or by worker_end) */
-        // cppcheck-suppress autoVariables
-        w->joiners = &j;
-        while (!j.flag) {
-            if (cb_block_current(m, &j.flag) < 0) {
+        j->t = (cb_tasklet *)Py_NewRef((PyObject *)m->current);
+        j->next = w->joiners;
+        /* unlinked again before this scope ends (below, or by worker_end) */
+        cb_offstack_check(j, "a worker's joiner");
+        w->joiners = j;
+        while (!j->flag) {
+            if (cb_block_current(m, &j->flag) < 0) {
                 for (joiner **p = &w->joiners; *p; p = &(*p)->next) {
-                    if (*p == &j) {
-                        *p = j.next;
+                    if (*p == j) {
+                        *p = j->next;
                         break;
                     }
                 }
-                Py_DECREF(j.t);
+                Py_DECREF(j->t);
                 return NULL;
             }
         }
-        Py_DECREF(j.t);
+        Py_DECREF(j->t);
     }
     join_thread(w);
     if (w->exc) {

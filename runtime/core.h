@@ -27,7 +27,8 @@ typedef struct cb_channel cb_channel;
 /* ---- run queue nodes -------------------------------------------------------
  * The queue is a circular list headed by the main tasklet's node. Besides
  * tasklets it can hold markers that a nested run loop places to remember its
- * position (CURSOR) and its end (END); they live on that loop's C stack. */
+ * position (CURSOR) and its end (END); they live on the heap, never on that
+ * loop's C stack (offstack.h). */
 enum { CB_NODE_TASKLET = 0, CB_NODE_CURSOR = 1, CB_NODE_END = 2 };
 
 typedef struct cb_node {

@@ -12,6 +12,7 @@
  * continues after the switch it made, and re-reads the state it depends on.
  */
 #include "core.h"
+#include "offstack.h"
 #include "transfer.h"
 #include "preempt.h"
 
@@ -391,17 +392,20 @@ int cb_run_deadline(cb_manager *m, long long deadline_ns)
 static int run_segment(cb_manager *m, cb_tasklet *start, int only_start)
 {
     cb_node *head = &m->main->node;
-    /* The markers are read by the tasklets this loop runs, while the
-     * running tasklet's C stack may be copied out of its region: they live
-     * on the heap (region.h). */
+    /* The markers are read by the tasklets this loop runs while the
+     * running tasklet is suspended: they live on the heap, not on its C
+     * stack (docs/design.md). */
     cb_node *marks = PyMem_Malloc(2 * sizeof *marks);
-    cb_node *cursor = marks, *end = marks + 1;
+    cb_node *cursor, *end;
     int rc = 0;
 
     if (!marks) {
         PyErr_NoMemory();
         return -1;
     }
+    cb_offstack_check(marks, "a nested run loop's queue markers");
+    cursor = marks;
+    end = marks + 1;
     *cursor = (cb_node){NULL, NULL, CB_NODE_CURSOR};
     *end = (cb_node){NULL, NULL, CB_NODE_END};
     node_link_after(only_start ? &start->node : head->prev, end);
