@@ -23,8 +23,9 @@
  * page-table page and its touched top pages: ~8-12 KiB resident). */
 #define CB_REGIONS_MAX 16u
 
-/* Bytes a slice buffer gets when its tasklet is made (see transfer.c). */
-#define CB_SLICE_RESERVE 768u
+/* Bytes a slice buffer gets when its tasklet is made before any slice was
+ * copied out on the thread (then: the size of the last one; transfer.c). */
+#define CB_SLICE_RESERVE 512u
 
 typedef struct cb_slice cb_slice;
 
@@ -37,8 +38,9 @@ typedef struct cb_region {
 } cb_region;
 
 /* A tasklet's claim on its region. While it is not the occupant, `saved`
- * holds a copy of [top - len, top) of the region as the tasklet left it,
- * preceded by `nrelink` relink records (transfer.c's frame bookkeeping). */
+ * holds [top - len, top) of the region as the tasklet left it, packed
+ * (cb_slice_packed_size), preceded by `nrelink` relink records (transfer.c's
+ * frame bookkeeping). */
 struct cb_slice {
     cb_region *region;        /* NULL: not bound (a main tasklet: the thread's stack) */
     char *saved;              /* heap buffer, kept for reuse while resident */
@@ -55,7 +57,7 @@ typedef struct cb_region_set {
     unsigned n;
     unsigned max;             /* <= CB_REGIONS_MAX */
     unsigned long long clock; /* occupancy stamps */
-    size_t typical;           /* bytes of the last slice copied out */
+    size_t typical;           /* buffer bytes of the last slice copied out */
     unsigned char fill;       /* fill what an occupant leaves with CB_REGION_FILL */
 } cb_region_set;
 
@@ -82,6 +84,11 @@ void cb_region_unbind(cb_region_set *set, cb_stack_pool *pool, cb_slice *s);
 
 /* Makes sure s->saved has room for `bytes`; -1 with errno = ENOMEM. */
 int cb_slice_reserve(cb_slice *s, size_t bytes);
+/* Shrinks s->saved to `bytes` if it is larger (kept as it is if that fails). */
+void cb_slice_fit(cb_slice *s, size_t bytes);
+/* Bytes the stack [sp, sp + len) takes in a slice buffer (it is stored
+ * packed: zero words cost one bit). len is a multiple of 8. */
+size_t cb_slice_packed_size(const char *sp, size_t len);
 /* Copies [sp, top) of the region to s->saved after `head` bytes of relink
  * records (reserved by the caller) and marks the region empty. */
 void cb_slice_copy_out(cb_region_set *set, cb_slice *s, char *sp, size_t head);

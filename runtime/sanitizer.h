@@ -37,11 +37,16 @@
 #endif
 
 #ifdef CB_HAVE_VALGRIND
+#include <valgrind/memcheck.h>
 #define CB_VALGRIND_STACK_REGISTER(lo, hi) VALGRIND_STACK_REGISTER((lo), (hi))
 #define CB_VALGRIND_STACK_DEREGISTER(id) VALGRIND_STACK_DEREGISTER(id)
+/* Stack memory below a stack pointer that moved up is no-access for memcheck;
+ * a stack copied back into its region is written there legitimately. */
+#define CB_VALGRIND_MAKE_UNDEFINED(p, n) ((void)VALGRIND_MAKE_MEM_UNDEFINED((p), (n)))
 #else
 #define CB_VALGRIND_STACK_REGISTER(lo, hi) ((void)(lo), (void)(hi), 0u)
 #define CB_VALGRIND_STACK_DEREGISTER(id) ((void)(id))
+#define CB_VALGRIND_MAKE_UNDEFINED(p, n) ((void)(p), (void)(n))
 #endif
 
 #endif

@@ -150,7 +150,9 @@ static cb_tasklet *return_target(cb_manager *m, cb_tasklet *t)
     return m->main;
 }
 
-static void finish(cb_manager *m, cb_tasklet *t, PyObject *result)
+/* Not inlined: its locals would sit in the bottom frame of every tasklet for
+ * its whole life, copied with each parked tasklet's stack. */
+static __attribute__((noinline)) void finish(cb_manager *m, cb_tasklet *t, PyObject *result)
 {
     PyObject *exc = NULL;
     cb_tasklet *target;

@@ -101,13 +101,18 @@ static void evict(cb_manager *m, cb_runstate *run)
     char *top = s->region->stack->top;
     size_t n = cb_frames_hide(&run->st.frame, sp, top, NULL);
     size_t head = n * sizeof(cb_relink);
+    size_t need = head + cb_slice_packed_size(sp, (size_t)(top - sp));
 
-    if (cb_slice_reserve(s, head + (size_t)(top - sp)) < 0)
+    /* Usually the buffer reserved at prepare fits (tasklets of a thread tend
+     * to park alike); exactly sized, as what a parked tasklet keeps is its
+     * whole cost. */
+    if (cb_slice_reserve(s, need) < 0)
         Py_FatalError("carbon: out of memory saving a suspended tasklet's C stack");
+    cb_slice_fit(s, need);
     s->nrelink = (unsigned)n;
     cb_frames_hide(&run->st.frame, sp, top, (cb_relink *)s->saved);
     cb_slice_copy_out(&m->regions, s, sp, head);
-    m->regions.typical = head + s->len;
+    m->regions.typical = need;
 }
 
 /* Puts `run`'s C stack (or, never entered, its first context) in its region,
@@ -118,9 +123,9 @@ static void install(cb_manager *m, cb_runstate *run)
     cb_stack *stack = s->region->stack;
 
     if (s->fresh) {
+        cb_slice_occupy(&m->regions, s); /* first: unpoisons what the context writes */
         if (cb_ctx_make(&run->ctx, stack->lo, (size_t)(stack->top - stack->lo), tasklet_entry) < 0)
             Py_FatalError("carbon: cannot create a tasklet context");
-        cb_slice_occupy(&m->regions, s);
         return;
     }
     cb_slice_copy_in(&m->regions, s, s->nrelink * sizeof(cb_relink));
@@ -262,14 +267,25 @@ static void depart(cb_manager *m, cb_tasklet *from, cb_stack *from_stack, cb_tas
         overflow_abort(from, from_stack);
 }
 
+static __attribute__((noinline)) void switch_local(cb_manager *m, cb_tasklet *to)
+{
+    cb_transfer local = CB_TRANSFER_INIT;
+
+    cb_transfer_switch(m, to, &local);
+}
+
 void cb_transfer_switch(cb_manager *m, cb_tasklet *to, cb_transfer *x)
 {
     cb_tasklet *from = m->current;
-    cb_transfer local = CB_TRANSFER_INIT;
     void *in;
 
-    if (!x)
-        x = &local;
+    /* The record lives in the caller's frame: every byte of a suspended
+     * tasklet's stack is kept by it while parked (a local record here would
+     * add 80 bytes to each, unused when the caller brings its own). */
+    if (!x) {
+        switch_local(m, to);
+        return;
+    }
     depart(m, from, from->stack, to, x);
     cb_pystate_switch(m->tstate, &from->run->st, &to->run->st);
     if (__builtin_expect(!to->run->slice.resident, 0)) {
@@ -343,9 +359,8 @@ int cb_transfer_prepare(cb_manager *m, cb_tasklet *t)
         return -1;
     }
     memset(run, 0, sizeof *run);
-    if (cb_slice_reserve(&run->slice, m->regions.typical > CB_SLICE_RESERVE
-                                          ? m->regions.typical + 128
-                                          : CB_SLICE_RESERVE) < 0 ||
+    if (cb_slice_reserve(&run->slice,
+                         m->regions.typical ? m->regions.typical : CB_SLICE_RESERVE) < 0 ||
         cb_region_bind(&m->regions, &m->pool, &run->slice) < 0) {
         free(run->slice.saved);
         PyMem_Free(run);

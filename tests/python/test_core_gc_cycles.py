@@ -74,7 +74,9 @@ class UnreachableBlockedTests(CoreTestCase):
         batch()
         self.assertEqual(log, {"exit": 3 * BATCH, "finally": 3 * BATCH})
         self.assertEqual(live_tasklets(), [])
-        if not UNDER_VALGRIND:
+        # Under ASan freed blocks (run states, slices) stay resident in its
+        # quarantine (256 MiB): RSS says nothing there.
+        if not UNDER_VALGRIND and not s._sanitized:
             self.assertLess(rss_kib() - base, 30 * 1024)  # a leak: +180 MiB
 
     def test_channel_only_on_the_value_stack(self):

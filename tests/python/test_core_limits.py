@@ -33,13 +33,15 @@ def idle():
         finished.append(1)
 
 finished = []
-# Default stacks are as big as a thread's (8 MiB of address space each): a
-# small size makes the 160 MiB address-space limit hold over 100 of them.
+# A parked tasklet costs ~1.5 KiB of heap (its regions are few): 48 MiB more
+# address space runs out after some 10-30k of them. Small regions keep
+# their share of the limit small.
 s.set_stack_size(256 * 1024)
-limit = vmsize() + (160 << 20)
+limit = vmsize() + (48 << 20)
 resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 keep = [None] * 100000
 n = 0
+error = None
 try:
     while n < len(keep):
         t = s.tasklet(idle)()
@@ -49,26 +51,31 @@ try:
 except MemoryError as e:
     error = str(e)
 # Whichever allocation fails first: a tasklet's own, or a Python object's.
-print("created", n > 100, "error", error in ("cannot allocate a tasklet stack", ""), flush=True)
+# Under ASan its allocator reserved its address space before the limit: a
+# tasklet's run state and slice (malloc) may never fail there.
+print("created", n > 100, "error", error in ("cannot allocate a tasklet stack", "")
+      or (error is None and bool(s._sanitized)), flush=True)
 # the tasklet that could not start is still queued; it must not crash anything
 t.remove()
 del t
 keep = None
 gc.collect()
 print("finished", len(finished) == n, flush=True)
-# recover: the same number again, twice
+# recover: nearly the same number again, twice (the limit now falls on the
+# heap, where the first run's failure left some fragmentation)
+again = n * 9 // 10
 for round in range(2):
     finished.clear()
-    keep = []
-    for i in range(n):
+    keep = [None] * again
+    for i in range(again):
         t = s.tasklet(idle)()
         t.run()
-        keep.append(t)
+        keep[i] = t
     del t
     print("again", all(x.alive for x in keep), flush=True)
     keep = None
     gc.collect()
-    print("finished", len(finished) == n, flush=True)
+    print("finished", len(finished) == again, flush=True)
 """)
 
 child("rss_returns_after_deep_recursion", r"""
@@ -199,7 +206,8 @@ class ChildLimitTests(CoreTestCase):
                 # the recursion did touch memory (with CARBON_STACK_REGIONS=2
                 # only two regions' worth of it: nothing to measure)
                 self.assertGreater(grown, 1 << 20, proc.stdout)
-            self.assertLess(after - base, max(grown * 0.3, 256 << 10), proc.stdout)
+            if not s._sanitized:  # ASan's quarantine keeps freed blocks resident
+                self.assertLess(after - base, max(grown * 0.3, 256 << 10), proc.stdout)
             self.assertLess(peak, first_peak + (2 << 20), proc.stdout)  # stacks are reused
         self.assertEqual(stats, "stats True")
 
