@@ -1,5 +1,6 @@
 /* The _scheduler extension module: module functions (docs/scheduler.md,
  * "Module functions") and initialisation. */
+#include "chunkcache.h"
 #include "core.h"
 #include "preempt.h"
 
@@ -611,6 +612,7 @@ PyMODINIT_FUNC PyInit__scheduler(void)
         goto fail;
     if (register_atexit(mod) < 0 || cb_big_stack_install() < 0)
         goto fail;
+    cb_chunkcache_install();
     return mod;
 fail:
     Py_DECREF(mod);

@@ -114,6 +114,8 @@ int cb_region_bind(cb_region_set *set, cb_stack_pool *pool, cb_slice *s)
     s->region = r;
     s->resident = 0;
     s->fresh = 1;
+    s->warm = 0;
+    s->packed = 0;
     s->len = 0;
     s->nrelink = 0;
     return 0;
@@ -180,8 +182,10 @@ void cb_slice_fit(cb_slice *s, size_t bytes)
  * stack (set: the word is not zero), then the non-zero words in order. About
  * half the words of a parked tasklet's stack are zero (measured at a
  * receive() three frames deep: 584-632 of 1152 bytes on 3.11), so this halves
- * what a parked tasklet keeps; the copies are a loop over ~150 words, paid
- * only when a tasklet leaves or re-enters its region. */
+ * what a parked tasklet keeps; the copies are branch-free loops over ~150
+ * words, paid only when a tasklet leaves or re-enters its region. Both loops
+ * touch one word past the packed data (an unconditional store or load):
+ * CB_SLICE_SLACK bytes more are allocated. */
 size_t cb_slice_packed_size(const char *sp, size_t len)
 {
     const uint64_t *w = (const uint64_t *)(const void *)sp;
@@ -192,19 +196,31 @@ size_t cb_slice_packed_size(const char *sp, size_t len)
     return (nw + 7) / 8 + nz * 8;
 }
 
+size_t cb_slice_need(const cb_slice *s, const char *sp, const char *top, size_t head)
+{
+    size_t len = (size_t)(top - sp);
+
+    return head + (s->warm ? len : cb_slice_packed_size(sp, len)) + CB_SLICE_SLACK;
+}
+
 static void pack(unsigned char *out, const char *sp, size_t len)
 {
     const uint64_t *w = (const uint64_t *)(const void *)sp;
     size_t nw = len / 8, nb = (nw + 7) / 8;
     unsigned char *words = out + nb;
+    size_t k = 0;
 
-    memset(out, 0, nb);
-    for (size_t i = 0; i < nw; i++) {
-        if (w[i]) {
-            out[i / 8] |= (unsigned char)(1u << (i % 8));
-            memcpy(words, &w[i], 8);
-            words += 8;
+    for (size_t g = 0; g < nb; g++) {
+        size_t n = nw - g * 8 < 8 ? nw - g * 8 : 8;
+        unsigned bits = 0;
+        for (size_t j = 0; j < n; j++) {
+            uint64_t v = w[g * 8 + j];
+            unsigned nz = v != 0;
+            memcpy(words + 8 * k, &v, 8); /* overwritten next unless kept */
+            k += nz;
+            bits |= nz << j;
         }
+        out[g] = (unsigned char)bits;
     }
 }
 
@@ -213,13 +229,16 @@ static void unpack(char *sp, const unsigned char *in, size_t len)
     uint64_t *w = (uint64_t *)(void *)sp;
     size_t nw = len / 8, nb = (nw + 7) / 8;
     const unsigned char *words = in + nb;
+    size_t k = 0;
 
-    for (size_t i = 0; i < nw; i++) {
-        if (in[i / 8] & (1u << (i % 8))) {
-            memcpy(&w[i], words, 8);
-            words += 8;
-        } else {
-            w[i] = 0;
+    for (size_t g = 0; g < nb; g++) {
+        size_t n = nw - g * 8 < 8 ? nw - g * 8 : 8;
+        unsigned bits = in[g];
+        for (size_t j = 0; j < n; j++) {
+            uint64_t b = (bits >> j) & 1u, v;
+            memcpy(&v, words + 8 * k, 8);
+            w[g * 8 + j] = v & (0 - b);
+            k += b;
         }
     }
 }
@@ -261,10 +280,12 @@ void cb_slice_copy_out(cb_region_set *set, cb_slice *s, char *sp, size_t head)
     char *top = r->stack->top;
 
     s->len = (size_t)(top - sp);
-    /* The frames' red zones are poisoned for AddressSanitizer: the copy may
-     * read them. */
-    CB_ASAN_UNPOISON(sp, s->len);
-    pack((unsigned char *)s->saved + head, sp, s->len);
+    CB_ASAN_UNPOISON(sp, s->len); /* red zones of its frames: the copy reads them */
+    s->packed = !s->warm;
+    if (s->packed)
+        pack((unsigned char *)s->saved + head, sp, s->len);
+    else
+        memcpy(s->saved + head, sp, s->len);
     s->resident = 0;
     r->occupant = NULL;
     leave_stale(set, r, sp);
@@ -301,7 +322,11 @@ void cb_slice_copy_in(cb_region_set *set, cb_slice *s, size_t head)
 
     take_stale(s->region, top - s->len);
     CB_VALGRIND_MAKE_UNDEFINED(top - s->len, s->len);
-    unpack(top - s->len, (const unsigned char *)s->saved + head, s->len);
+    if (s->packed)
+        unpack(top - s->len, (const unsigned char *)s->saved + head, s->len);
+    else
+        memcpy(top - s->len, s->saved + head, s->len);
+    s->warm = 1;
     s->region->occupant = s;
     s->resident = 1;
     s->fresh = 0;

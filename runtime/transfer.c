@@ -3,6 +3,7 @@
 #include "frames.h"
 #include "preempt.h"
 #include "region.h"
+#include "sanitizer.h"
 
 /* ---- the release list ------------------------------------------------------------- */
 
@@ -99,20 +100,27 @@ static void evict(cb_manager *m, cb_runstate *run)
     cb_slice *s = &run->slice;
     char *sp = cb_ctx_sp(&run->ctx);
     char *top = s->region->stack->top;
-    size_t n = cb_frames_hide(&run->st.frame, sp, top, NULL);
-    size_t head = n * sizeof(cb_relink);
-    size_t need = head + cb_slice_packed_size(sp, (size_t)(top - sp));
+    size_t n, head, need;
 
-    /* Usually the buffer reserved at prepare fits (tasklets of a thread tend
-     * to park alike); exactly sized, as what a parked tasklet keeps is its
-     * whole cost. */
+    /* Its frames' red zones are poisoned for AddressSanitizer: the copy
+     * reads them. */
+    CB_ASAN_UNPOISON(sp, (size_t)(top - sp));
+    n = cb_frames_hide(&run->st.frame, sp, top, NULL);
+    head = n * sizeof(cb_relink);
+    need = cb_slice_need(s, sp, top, head);
+
+    /* Usually the buffer reserved at prepare fits a first, packed copy
+     * (tasklets of a thread tend to park alike); kept to size, as what a
+     * parked tasklet keeps is its whole cost. */
     if (cb_slice_reserve(s, need) < 0)
         Py_FatalError("carbon: out of memory saving a suspended tasklet's C stack");
-    cb_slice_fit(s, need);
+    if (s->cap > need + CB_SLICE_TOLERANCE)
+        cb_slice_fit(s, need);
     s->nrelink = (unsigned)n;
     cb_frames_hide(&run->st.frame, sp, top, (cb_relink *)s->saved);
+    if (!s->warm)
+        m->regions.typical = need;
     cb_slice_copy_out(&m->regions, s, sp, head);
-    m->regions.typical = need;
 }
 
 /* Puts `run`'s C stack (or, never entered, its first context) in its region,
