@@ -190,7 +190,7 @@ class WaitPaths(Base):
             t.remove()
             t.switch()  # runs t as this tasklet's child, with queue markers
             out.append("parent")
-        self.assertChecked("a nested run loop's queue markers", lambda: run_all(parent))
+        self.assertChecked("a nested run loop's queue marker", lambda: run_all(parent))
         self.assertEqual(out, ["child", "parent"])
 
 
