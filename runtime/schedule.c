@@ -311,6 +311,8 @@ void cb_suspend(cb_manager *m)
 
 static void node_link_after(cb_node *pos, cb_node *n)
 {
+    if (n->kind != CB_NODE_TASKLET)
+        cb_offstack_check(n, "a nested run loop's queue marker");
     n->prev = pos;
     n->next = pos->next;
     pos->next->prev = n;
@@ -394,9 +396,9 @@ int cb_run_deadline(cb_manager *m, long long deadline_ns)
 static int run_segment(cb_manager *m, cb_tasklet *start, int only_start)
 {
     cb_node *head = &m->main->node;
-    /* The markers are read by the tasklets this loop runs while the
-     * running tasklet is suspended: they live on the heap, not on its C
-     * stack (docs/design.md). */
+    /* The markers are read by the tasklets this loop runs, while the
+     * running tasklet's C stack may be copied out of its region: they live
+     * on the heap (offstack.h). */
     cb_node *marks = PyMem_Malloc(2 * sizeof *marks);
     cb_node *cursor, *end;
     int rc = 0;
@@ -405,7 +407,6 @@ static int run_segment(cb_manager *m, cb_tasklet *start, int only_start)
         PyErr_NoMemory();
         return -1;
     }
-    cb_offstack_check(marks, "a nested run loop's queue markers");
     cursor = marks;
     end = marks + 1;
     *cursor = (cb_node){NULL, NULL, CB_NODE_CURSOR};
