@@ -146,6 +146,8 @@ struct cb_manager {
     cb_stack_pool pool;            /* C stacks of the regions */
     cb_region_set regions;         /* where tasklets run (region.h) */
     void *bounce;                  /* transfer.c: the stack-copy context */
+    cb_tasklet *gc_owner;          /* borrowed: the non-main tasklet a running
+                                      collection started in (module.c), or NULL */
     PyObject **later;              /* owned: released at the next safe point
                                       (transfer.h) */
     size_t nlater, later_cap;
@@ -272,6 +274,14 @@ void cb_suspend(cb_manager *mgr);
 static inline int cb_switch_trapped(cb_manager *mgr)
 {
     return mgr->switch_trap != 0 || mgr->runtime_trap != 0;
+}
+/* 1 while the garbage collector runs on a tasklet's stack (not a main
+ * tasklet's): the collector keeps its lists' heads there, and what it runs
+ * (finalizers, weakref callbacks) must not switch away, since the stack could
+ * then be copied out of its region (docs/design.md, "Stacks"). */
+static inline int cb_gc_in_tasklet(cb_manager *mgr)
+{
+    return mgr->gc_owner != NULL && mgr->gc_owner == mgr->current;
 }
 /* A started tasklet's life on its own stack: runs its callable, then finishes
  * it (never returns). Called by transfer.c. */

@@ -479,6 +479,8 @@ static PyObject *mod_stack_usage(PyObject *mod, PyObject *unused)
 
 /* Registered with atexit: the main thread's tasklets get TaskletExit while the
  * interpreter can still run their finally blocks. */
+static PyObject *mod_gc_phase(PyObject *mod, PyObject *args);
+
 static PyObject *mod_atexit(PyObject *mod, PyObject *unused)
 {
     cb_manager *m = cb_manager_peek();
@@ -538,6 +540,8 @@ static PyMethodDef module_methods[] = {
     {"set_guarded_stacks", mod_set_guarded_stacks, METH_O,
      "set_guarded_stacks(n): how many stacks get a guard page (process-wide)."},
     {"_atexit", mod_atexit, METH_NOARGS, "Kill the main thread's tasklets (atexit hook)."},
+    {"_gc_phase", mod_gc_phase, METH_VARARGS,
+     "gc.callbacks hook: notes the tasklet a collection runs in."},
     {"_interrupt", cb_preempt_py_interrupt, METH_O,
      "_interrupt(thread_ident): raise TaskletExit in that thread's running code (tests)."},
     {"_stack_usage", mod_stack_usage, METH_NOARGS,
@@ -552,6 +556,39 @@ static struct PyModuleDef scheduler_module = {
     .m_size = -1,
     .m_methods = module_methods,
 };
+
+/* gc.callbacks: a collection that starts in a tasklet other than a main
+ * tasklet runs there to its end (core.h, cb_gc_in_tasklet). */
+static PyObject *mod_gc_phase(PyObject *mod, PyObject *args)
+{
+    const char *phase;
+    PyObject *info;
+    cb_manager *m = cb_manager_peek();
+
+    (void)mod;
+    if (!PyArg_ParseTuple(args, "sO", &phase, &info))
+        return NULL;
+    if (m && m->current) {
+        if (strcmp(phase, "start") == 0)
+            m->gc_owner = m->current->is_main ? NULL : m->current;
+        else
+            m->gc_owner = NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static int register_gc_phase(PyObject *mod)
+{
+    PyObject *gc = PyImport_ImportModule("gc");
+    PyObject *callbacks = gc ? PyObject_GetAttrString(gc, "callbacks") : NULL;
+    PyObject *hook = callbacks ? PyObject_GetAttrString(mod, "_gc_phase") : NULL;
+    int rc = hook ? PyList_Append(callbacks, hook) : -1;
+
+    Py_XDECREF(hook);
+    Py_XDECREF(callbacks);
+    Py_XDECREF(gc);
+    return rc;
+}
 
 static int register_atexit(PyObject *mod)
 {
@@ -610,7 +647,7 @@ PyMODINIT_FUNC PyInit__scheduler(void)
         PyModule_AddIntConstant(mod, "DEFAULT_STACK_SIZE", (long)CB_TASKLET_STACK_SIZE) < 0 ||
         PyModule_AddIntConstant(mod, "_sanitized", CB_SANITIZED) < 0)
         goto fail;
-    if (register_atexit(mod) < 0 || cb_big_stack_install() < 0)
+    if (register_atexit(mod) < 0 || register_gc_phase(mod) < 0 || cb_big_stack_install() < 0)
         goto fail;
     cb_chunkcache_install();
     return mod;

@@ -928,7 +928,8 @@ static int preempt_trace(PyObject *obj, PyFrameObject *frame, int what, PyObject
         raise_type = s->raise_type;
         s->raise_type = NULL;
     } else if (s->mode && s->requested && m->switches == s->req_sw && !s->soft) {
-        if (cur->is_main || m->switch_trap || m->runtime_trap || m->switching || cb_is_finalizing())
+        if (cur->is_main || m->switch_trap || m->runtime_trap || m->switching || cb_is_finalizing() ||
+            cb_gc_in_tasklet(m))
             s->requested = 0; /* not here: look again later */
         else if (cur->atomic)
             s->atomic_deferred = 1;
@@ -957,7 +958,8 @@ int cb_preempt_atomic_cleared(cb_manager *m)
         return 0;
     pthread_mutex_lock(&reg.lock);
     if (s->mode && s->requested && s->atomic_deferred && m->switches == s->req_sw &&
-        !cur->is_main && !cur->atomic && !m->switch_trap && !m->runtime_trap) {
+        !cur->is_main && !cur->atomic && !m->switch_trap && !m->runtime_trap &&
+        !cb_gc_in_tasklet(m)) {
         act = 1;
         ran = now_ns() - (m->timing ? m->slice_t0 : s->seen_ns);
     }

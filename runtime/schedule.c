@@ -247,6 +247,12 @@ int cb_check_switch_allowed(cb_manager *m)
                         "cannot switch tasklets while the interpreter is finalizing");
         return -1;
     }
+    if (cb_gc_in_tasklet(m)) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "cannot switch tasklets in code the garbage collector runs inside a "
+                        "tasklet (a finalizer or weakref callback)");
+        return -1;
+    }
     return 0;
 }
 

@@ -290,7 +290,7 @@ static void tasklet_finalize(PyObject *self)
         cb_err_restore(saved);
         return;
     }
-    if (m != cb_manager_peek() || cb_switch_trapped(m) || m->switching) {
+    if (m != cb_manager_peek() || cb_switch_trapped(m) || m->switching || cb_gc_in_tasklet(m)) {
         /* Resurrected by the deferred-kill list until its thread kills it. */
         t->kill_deferred = 1;
         t->kill_next = m->deferred_kills;

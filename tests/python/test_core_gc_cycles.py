@@ -257,6 +257,47 @@ class UnreachableBlockedTests(CoreTestCase):
         self.assertTrue(wt().blocked)
         self.assertEqual(log, [])
 
+    def test_collection_inside_a_tasklet(self):
+        # A collection that runs in a tasklet keeps its lists' heads on that
+        # tasklet's C stack, so nothing it runs may switch away (the stack
+        # could be copied out of its region: with CARBON_STACK_REGIONS=1,
+        # the .shared variant, it would be). Blocked tasklets it finds
+        # unreachable are killed right after, and a finalizer's blocking
+        # call raises.
+        log, errors = [], []
+
+        def doomed(i):
+            ch = s.channel()
+            try:
+                ch.receive()
+            finally:
+                log.append(i)
+
+        class Switcher:
+            def __del__(self):
+                try:
+                    s.schedule()
+                except RuntimeError as e:
+                    errors.append(str(e))
+
+        def collector():
+            a, b = Switcher(), Switcher()
+            a.other, b.other = b, a
+            del a, b
+            gc.collect()
+            log.append("collected")
+
+        for i in range(5):
+            s.tasklet(doomed)(i)
+        s.run()
+        s.tasklet(collector)()
+        s.run()
+        self.assertEqual(log[0], "collected")
+        self.assertEqual(sorted(log[1:]), [0, 1, 2, 3, 4])
+        self.assertEqual(len(errors), 2)
+        self.assertIn("garbage collector", errors[0])
+        self.assertEqual(live_tasklets(), [])
+
     def test_survivor_is_kept_not_cleared(self):
         # Swallows TaskletExit and blocks again on its private channel: it is
         # leaked (kept for ever), never cleared under its running frames.
