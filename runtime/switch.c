@@ -85,6 +85,20 @@ const char *cb_ctx_backend(void)
 #endif
 }
 
+#ifdef CB_SWITCH_UCONTEXT
+char *cb_ctx_sp(const cb_ctx *ctx)
+{
+#if defined(__x86_64__)
+    char *sp = (char *)ctx->uc.uc.uc_mcontext.gregs[REG_RSP] - 128;
+#elif defined(__aarch64__)
+    char *sp = (char *)ctx->uc.uc.uc_mcontext.sp;
+#else
+#error "ucontext backend: no stack pointer for this architecture"
+#endif
+    return sp < (const char *)ctx->stack_lo ? (char *)ctx->stack_lo : sp;
+}
+#endif
+
 void cb_ctx_init_thread(cb_ctx *ctx)
 {
     pthread_attr_t attr;

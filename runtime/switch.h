@@ -64,25 +64,14 @@ __attribute__((noreturn)) void cb_ctx_switch_final(cb_ctx *from, cb_ctx *to, voi
 /* The lowest byte a suspended context's stack still uses: its saved stack
  * pointer (ucontext: the one in its machine context, less the 128-byte red
  * zone, which a switch never needs but costs nothing to keep). */
+#ifdef CB_SWITCH_UCONTEXT
+char *cb_ctx_sp(const cb_ctx *ctx);
+#else
 static inline char *cb_ctx_sp(const cb_ctx *ctx)
 {
-#ifdef CB_SWITCH_UCONTEXT
-#if defined(__x86_64__)
-#ifdef REG_RSP
-    char *sp = (char *)ctx->uc.uc.uc_mcontext.gregs[REG_RSP] - 128;
-#else
-    char *sp = (char *)ctx->uc.uc.uc_mcontext.gregs[15] - 128; /* REG_RSP */
-#endif
-#elif defined(__aarch64__)
-    char *sp = (char *)ctx->uc.uc.uc_mcontext.sp;
-#else
-#error "ucontext backend: no stack pointer for this architecture"
-#endif
-    return sp < (const char *)ctx->stack_lo ? (char *)ctx->stack_lo : sp;
-#else
     return ctx->sp;
-#endif
 }
+#endif
 
 /* Name of the backend in use ("asm-x86_64" or "ucontext"). */
 const char *cb_ctx_backend(void);
