@@ -54,7 +54,10 @@ class Check(unittest.TestCase):
                 carbon.sleep(0.001)
                 out.append(_carbon._stack_owns_local())
             scheduler.tasklet(body)()
-            carbon.sleep(0.02)
+            for _ in range(1000):  # until it ran (a loaded machine: later)
+                if len(out) == 2:
+                    break
+                carbon.sleep(0.01)
             return out
         self.assertEqual(run_all(carbon.spawn_worker(work).join), [[False, True]])
 
