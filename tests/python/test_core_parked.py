@@ -163,6 +163,78 @@ class ParkedTests(CoreTestCase):
         self.assertEqual(sorted(finished), list(range(30)))
         self.assertTrue(all(r() is None or not r().alive for r in refs))
 
+    def test_traceback_object_into_parked_frames(self):
+        # A traceback caught earlier in the tasklet points at frames that are
+        # parked now: they read the same through it.
+        tbs = {}
+
+        def f2(i):
+            secret = ("f2", i)
+            raise RuntimeError(secret)
+
+        def body(i, ch):
+            try:
+                f2(i)
+            except RuntimeError as e:
+                tbs[i] = e.__traceback__
+            outer = ("body", i)
+            ch.receive()
+            return outer
+
+        ch, ts = self.park(body)
+        churn()
+        for i, tb in tbs.items():
+            self.assertEqual(tb.tb_frame.f_code.co_name, "body")
+            self.assertEqual(tb.tb_frame.f_locals["outer"], ("body", i))
+            self.assertEqual(tb.tb_next.tb_frame.f_locals["secret"], ("f2", i))
+            self.assertIs(tb.tb_frame, ts[i].frame)
+        for t in ts:
+            t.kill()
+        tbs.clear()
+        gc.collect()
+
+    def test_parked_inside_c_reentry(self):
+        # Parked in Python code that C code called (sorted()'s key, repr()'s
+        # __repr__, json's default): C frames sit between Python frames.
+        import json
+        got = {}
+
+        class Blocks:
+            def __init__(self, i, ch):
+                self.i, self.ch = i, ch
+
+            def __repr__(self):
+                return "B%d:%s" % (self.i, self.ch.receive())
+
+        def by_key(i, ch):
+            def key(x):
+                return ch.receive() if x == 1 else 0
+            got[("sorted", i)] = sorted([2, 1, 0], key=key)
+
+        def by_repr(i, ch):
+            got[("repr", i)] = repr([[Blocks(i, ch)]])
+
+        def by_json(i, ch):
+            got[("json", i)] = json.dumps({"k": [Blocks]}, default=lambda o: ch.receive())
+
+        ch, ts = self.park(lambda i, ch: (by_key, by_repr, by_json)[i % 3](i, ch))
+        churn()
+        gc.collect()
+        names = [frame_names(t.frame) for t in ts]
+        for i, n in enumerate(names):
+            self.assertEqual(n[-1], "<lambda>")
+            self.assertIn(("by_key", "by_repr", "by_json")[i % 3], n)
+        for i in range(PARKED):
+            ch.send(i)
+            churn(rounds=1, n=2)
+        s.run()
+        for i in range(PARKED):
+            k = ("sorted", "repr", "json")[i % 3]
+            want = {"sorted": [2, 0, 1] if i > 0 else [2, 1, 0],
+                    "repr": "[[B%d:%d]]" % (i, i),
+                    "json": '{"k": [%d]}' % i}[k]
+            self.assertEqual(got[(k, i)], want, (k, i))
+
     def test_throw_into_parked(self):
         caught = {}
 
