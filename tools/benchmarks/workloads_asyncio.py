@@ -184,7 +184,7 @@ def gameloop():
     return run
 
 
-def memory(n):
+def memory(n, blocked=None):
     done = [0]
 
     async def f3(q):
@@ -208,6 +208,8 @@ def memory(n):
     settle()
     r1 = rss_bytes()
     p1 = pte_bytes()
+    if blocked:
+        blocked()  # tools/benchmarks/memory_breakdown.py looks while all are blocked
     blocked = sum(1 for x in tasks if not x.done())
     t = clock()
     for i in range(n):

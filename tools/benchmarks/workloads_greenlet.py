@@ -311,7 +311,7 @@ def gameloop():
     return run
 
 
-def memory(n):
+def memory(n, blocked=None):
     c = Channel()
     done = [0]
 
@@ -336,6 +336,8 @@ def memory(n):
     settle()
     r1 = rss_bytes()
     p1 = pte_bytes()
+    if blocked:
+        blocked()  # tools/benchmarks/memory_breakdown.py looks while all are blocked
     blocked = -c.balance
     c.preference = 1
     t = clock()

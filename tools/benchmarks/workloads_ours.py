@@ -212,7 +212,7 @@ def gameloop():
     return run
 
 
-def memory(n):
+def memory(n, blocked=None):
     """n tasklets blocked in channel.receive() three Python frames deep."""
     c = s.channel()
     done = [0]
@@ -238,6 +238,8 @@ def memory(n):
     settle()
     r1 = rss_bytes()
     p1 = pte_bytes()
+    if blocked:
+        blocked()  # tools/benchmarks/memory_breakdown.py looks while all are blocked
     blocked = -c.balance
     stats = dict(s.get_stack_stats())
     c.preference = 1  # the sender (main) keeps going; receivers are queued
