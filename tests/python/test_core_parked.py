@@ -10,6 +10,7 @@ stack of its own nothing is copied and the same behaviour holds.
 import contextvars
 import gc
 import sys
+import threading
 import traceback
 import unittest
 import weakref
@@ -436,6 +437,50 @@ class ParkedTests(CoreTestCase):
             sys.setprofile(old)
         self.assertEqual(events.count("call"), PARKED)
         self.assertEqual(events.count("return"), PARKED)
+
+
+class WorkerThreadParkedTests(CoreTestCase):
+
+    def test_parked_on_a_worker_thread_seen_from_main(self):
+        # A worker thread's parked tasklets (its own regions) are read from
+        # the main thread while the worker waits outside its scheduler.
+        ready, go = threading.Event(), threading.Event()
+        ts, out, errors = [], [], []
+
+        def worker():
+            try:
+                ch = s.channel()
+
+                def parked_on_worker(i):
+                    mine = ("w", i)
+                    ch.receive()
+                    out.append(mine)
+
+                ts.extend(s.tasklet(parked_on_worker)(i) for i in range(PARKED))
+                s.run()
+                churn()
+            except BaseException as e:  # reported below, not lost in the thread
+                errors.append(repr(e))
+            finally:
+                ready.set()
+            go.wait(60)
+            for _ in range(PARKED):
+                ch.send(None)
+            s.run()
+
+        th = threading.Thread(target=worker)
+        th.start()
+        try:
+            self.assertTrue(ready.wait(60))
+            self.assertEqual(errors, [])
+            text = s.format_tasklet_stacks(all_threads=True)
+            self.assertEqual(text.count(", in parked_on_worker\n"), PARKED, text[:2000])
+            self.assertEqual(sorted(t.frame.f_locals["mine"] for t in ts),
+                             [("w", i) for i in range(PARKED)])
+        finally:
+            go.set()
+            th.join(60)
+        self.assertEqual(sorted(out), [("w", i) for i in range(PARKED)])
 
 
 class DeepParkedTests(CoreTestCase):
