@@ -164,6 +164,39 @@ class ParkedTests(CoreTestCase):
         self.assertEqual(sorted(finished), list(range(30)))
         self.assertTrue(all(r() is None or not r().alive for r in refs))
 
+    def test_parked_past_the_first_frame_chunk(self):
+        # Frames with many locals, tens deep: each tasklet's frames spill into
+        # further data-stack chunks; they stay where frame objects point.
+        names = ["v%d" % k for k in range(100)]
+        src = "def wide(depth, ch):\n"
+        src += "".join("    %s = (depth, %d)\n" % (n, k) for k, n in enumerate(names))
+        src += "    r = wide(depth - 1, ch) if depth else ch.receive()\n"
+        src += "    assert (%s) == tuple((depth, k) for k in range(%d))\n" % (
+            ", ".join(names), len(names))
+        src += "    return r + 1\n"
+        ns = {}
+        exec(src, ns)
+        wide = ns["wide"]
+        got = {}
+
+        def body(i, ch):
+            got[i] = wide(10 + i % 30, ch)
+
+        ch, ts = self.park(body)
+        churn()
+        frames = [t.frame for t in ts]  # frame objects of parked frames
+        churn()
+        for i, f in enumerate(frames):
+            self.assertEqual(f.f_locals["v99"], (0, 99))
+            self.assertEqual(len(frame_names(f)), 10 + i % 30 + 2)
+        del frames
+        gc.collect()
+        for i in range(PARKED):
+            ch.send(i * 1000)
+            churn(rounds=1, n=2)
+        s.run()
+        self.assertEqual(got, {i: i * 1000 + 10 + i % 30 + 1 for i in range(PARKED)})
+
     def test_traceback_object_into_parked_frames(self):
         # A traceback caught earlier in the tasklet points at frames that are
         # parked now: they read the same through it.
