@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """What the memory row's blocked tasklets (greenlets, tasks) are made of.
 
-    PYTHONPATH=build/python python3 tools/benchmarks/memory_breakdown.py [IMPL ...] [-n N]
+    PYTHONPATH=build/python python3 tools/benchmarks/memory_breakdown.py [IMPL ...] [-n N] [--depth D]
 
 IMPL: ours (default), greenlet, asyncio. Runs the memory workload of
-workloads_IMPL.py (N blocked three frames deep, default 20000) twice, each in
+workloads_IMPL.py (N blocked D frames deep, default 20000 and 3: the memory
+row; deeper ones show where a tasklet outgrows its first frame chunk) twice, each in
 a fresh process: once plain, for RSS, page tables (VmPTE) and the bytes
 malloc() has handed out (mallinfo2: arena + mmapped chunks in use), and once
 under tracemalloc, for the bytes CPython's allocators handed out, by the line
@@ -39,7 +40,7 @@ def malloc_in_use():
     return m.uordblks + m.hblkhd
 
 
-def child(impl, n, trace):
+def child(impl, n, depth, trace):
     import importlib
     import tracemalloc
     mod = importlib.import_module(MODULES[impl])
@@ -60,18 +61,18 @@ def child(impl, n, trace):
         tracemalloc.start(1)
         before["snap"] = tracemalloc.take_snapshot()
     before["malloc"] = malloc_in_use()
-    r = mod.memory(n, blocked)
+    r = mod.memory(n, blocked, depth)
     out["rss"] = (r["rss_blocked"] - r["rss_before"]) / n
     out["pte"] = (r["pte_blocked"] - r["pte_before"]) / n
     out["ok"] = r["blocked"] == n and r["finished"] == n
     return out
 
 
-def run_child(impl, n, trace):
+def run_child(impl, n, depth, trace):
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([HERE] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
-    proc = subprocess.run([sys.executable, os.path.abspath(__file__), "--child", impl, str(n)]
-                          + (["--trace"] if trace else []),
+    proc = subprocess.run([sys.executable, os.path.abspath(__file__), "--child", impl, str(n),
+                           "--depth", str(depth)] + (["--trace"] if trace else []),
                           capture_output=True, text=True, env=env, timeout=1800)
     if proc.returncode != 0:
         sys.exit("%s failed:\n%s" % (impl, proc.stderr[-2000:]))
@@ -82,21 +83,25 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("impls", nargs="*", help="ours (default), greenlet, asyncio")
     ap.add_argument("-n", type=int, default=20000, help="blocked items (default 20000)")
+    ap.add_argument("--depth", type=int, default=3, help="Python frames deep (default 3, minimum 3)")
     ap.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     ap.add_argument("--trace", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         impl, n = args.child[0], int(args.child[1])
-        print(json.dumps(child(impl, n, args.trace)))
+        print(json.dumps(child(impl, n, args.depth, args.trace)))
         return 0
+    if args.depth < 3:
+        ap.error("--depth is at least 3")
     impls = args.impls or ["ours"]
     for impl in impls:
         if impl not in MODULES:
             ap.error("unknown implementation %r (ours, greenlet, asyncio)" % impl)
-    print("Python %d.%d.%d, %d blocked, bytes per item" % (sys.version_info[:3] + (args.n,)))
+    print("Python %d.%d.%d, %d blocked %d frames deep, bytes per item" % (
+        sys.version_info[:3] + (args.n, args.depth)))
     for impl in impls:
-        plain = run_child(impl, args.n, False)
-        traced = run_child(impl, args.n, True)
+        plain = run_child(impl, args.n, args.depth, False)
+        traced = run_child(impl, args.n, args.depth, True)
         print()
         print("### %s%s" % (impl, "" if plain["ok"] and traced["ok"] else " (NOT ALL BLOCKED/FINISHED)"))
         print()

@@ -12,7 +12,7 @@ from collections import deque
 
 import greenlet
 
-from common import clock, pte_bytes, rss_bytes, settle
+from common import callers, clock, pte_bytes, rss_bytes, settle
 
 IMPL = "greenlet"
 
@@ -311,7 +311,7 @@ def gameloop():
     return run
 
 
-def memory(n, blocked=None):
+def memory(n, blocked=None, depth=3):
     c = Channel()
     done = [0]
 
@@ -325,12 +325,13 @@ def memory(n, blocked=None):
     def f1():
         f2()
 
+    entry = callers(f1, depth - 3)
     settle()
     r0 = rss_bytes()
     p0 = pte_bytes()
     t = clock()
     for _ in range(n):
-        spawn(f1)
+        spawn(entry)
     run_()
     t_create = clock() - t
     settle()
