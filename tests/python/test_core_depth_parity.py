@@ -9,74 +9,24 @@ must be equal, not merely close. Probes that could crash the interpreter itself
 (those past what the thread's own stack holds) are not made here; they are
 tools/benchmarks/depth_parity.py's business.
 """
+import os
 import sys
 import unittest
 
-from core_support import CoreTestCase, describe, run_python
+from core_support import HERE, CoreTestCase, describe, run_python
 
 PY = sys.version_info[:2]
 
+# The probes are tools/benchmarks/depth_probe.py's (shared with depth_parity.py).
+BENCH = os.path.normpath(os.path.join(HERE, "..", "..", "tools", "benchmarks"))
+
 CHILD = r'''
 import sys, threading
-import scheduler as s
+sys.path.insert(0, sys.argv[4])
+from depth_probe import OPS, in_main, in_tasklet
 
 LIMIT = int(sys.argv[1])
 sys.setrecursionlimit(LIMIT)
-
-def nest_list(d):
-    x = []
-    for _ in range(d):
-        x = [x]
-    return x
-
-def nest_dict(d):
-    x = {}
-    for _ in range(d):
-        x = {"k": x}
-    return x
-
-def f(n):
-    return 0 if n == 0 else f(n - 1) + 1
-
-def sorted_key(x):
-    return sorted([x - 1, -1], key=sorted_key)[0] if x > 0 else 0
-
-import json, pickle, copy, re, ast, marshal
-OPS = {
-    "python recursion": lambda d: f(d),
-    "json.dumps": lambda d: json.dumps(nest_list(d)),
-    "repr": lambda d: repr(nest_list(d)),
-    "==": lambda d: nest_list(d) == nest_list(d),
-    "pickle.dumps": lambda d: pickle.dumps(nest_list(d)),
-    "copy.deepcopy": lambda d: copy.deepcopy(nest_dict(d)),
-    "sorted key": lambda d: sorted([d, d], key=sorted_key),
-    "re.compile": lambda d: re.compile("(" * d + "a" + ")" * d),
-    "ast.parse": lambda d: ast.parse("-" * d + "1"),
-    "compile": lambda d: compile("-" * d + "1", "<d>", "eval"),
-    "marshal.dumps": lambda d: marshal.dumps(nest_list(d)),
-}
-
-BASE = 25  # every probe starts this many Python frames deep
-
-def frame_depth():
-    n, fr = 0, sys._getframe(1)
-    while fr is not None:
-        n, fr = n + 1, fr.f_back
-    return n
-
-def at_base(fn):
-    if frame_depth() < BASE:
-        return at_base(fn)
-    return fn()
-
-def probe(op, d):
-    def go():
-        try:
-            op(d)
-            return "ok"
-        except Exception as e:
-            return type(e).__name__
-    return at_base(go)
 
 def deepest(op, place):
     lo, hi, how = 1, None, None
@@ -90,15 +40,6 @@ def deepest(op, place):
         else:
             hi, how = d, r
     return lo, how
-
-def in_main(op, d):
-    return probe(op, d)
-
-def in_tasklet(op, d):
-    box = []
-    s.tasklet(lambda: box.append(probe(op, d)))()
-    s.run()
-    return box[0]
 
 def measure():
     for name, op in OPS.items():
@@ -129,7 +70,7 @@ def parse(proc):
 class DepthParityTests(CoreTestCase):
 
     def check(self, limit, where, skip=()):
-        proc = run_python(CHILD, limit, where, ",".join(skip), timeout=300)
+        proc = run_python(CHILD, limit, where, ",".join(skip), BENCH, timeout=300)
         self.assertEqual(proc.returncode, 0, describe(proc))
         rows = parse(proc)
         self.assertEqual(len(rows), 11 - len(skip), describe(proc))
@@ -150,7 +91,7 @@ class DepthParityTests(CoreTestCase):
         # past ~1600 levels it overflows the thread's own 8 MiB stack, on the
         # main tasklet as in a tasklet (depth_parity.py shows both crash at
         # the same depth), so it is not probed under a raised limit.
-        self.check(3000, "main", skip=("sorted key",))
+        self.check(3000, "main", skip=("sorted() key re-entering sorted()",))
 
 
 class DeepTaskletsTests(CoreTestCase):

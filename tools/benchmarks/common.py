@@ -41,3 +41,22 @@ def settle():
     """Collect garbage so that RSS readings do not include pending cycles."""
     gc.collect()
     gc.collect()
+
+
+def callers(fn, extra):
+    """fn called through `extra` more plain Python frames (memory workloads
+    deeper than their three frames: tools/benchmarks/memory_breakdown.py)."""
+    for _ in range(extra):
+        fn = (lambda inner: lambda *args: inner(*args))(fn)
+    return fn
+
+
+def async_callers(fn, extra):
+    """The same for a coroutine function: `extra` more awaiting coroutines."""
+    def wrap(inner):
+        async def outer(*args):
+            return await inner(*args)
+        return outer
+    for _ in range(extra):
+        fn = wrap(fn)
+    return fn

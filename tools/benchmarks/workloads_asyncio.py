@@ -6,7 +6,7 @@ schedule() is `await asyncio.sleep(0)`; spawning is loop.create_task().
 """
 import asyncio
 
-from common import clock, pte_bytes, rss_bytes, settle
+from common import async_callers, clock, pte_bytes, rss_bytes, settle
 
 IMPL = "asyncio"
 
@@ -184,7 +184,7 @@ def gameloop():
     return run
 
 
-def memory(n):
+def memory(n, blocked=None, depth=3):
     done = [0]
 
     async def f3(q):
@@ -197,17 +197,20 @@ def memory(n):
     async def f1(q):
         await f2(q)
 
+    entry = async_callers(f1, depth - 3)
     q = asyncio.Queue()
     settle()
     r0 = rss_bytes()
     p0 = pte_bytes()
     t = clock()
-    tasks = [loop.create_task(f1(q)) for _ in range(n)]
+    tasks = [loop.create_task(entry(q)) for _ in range(n)]
     go(_tick())
     t_create = clock() - t
     settle()
     r1 = rss_bytes()
     p1 = pte_bytes()
+    if blocked:
+        blocked()  # tools/benchmarks/memory_breakdown.py looks while all are blocked
     blocked = sum(1 for x in tasks if not x.done())
     t = clock()
     for i in range(n):

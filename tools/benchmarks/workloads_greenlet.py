@@ -12,7 +12,7 @@ from collections import deque
 
 import greenlet
 
-from common import clock, pte_bytes, rss_bytes, settle
+from common import callers, clock, pte_bytes, rss_bytes, settle
 
 IMPL = "greenlet"
 
@@ -311,7 +311,7 @@ def gameloop():
     return run
 
 
-def memory(n):
+def memory(n, blocked=None, depth=3):
     c = Channel()
     done = [0]
 
@@ -325,17 +325,20 @@ def memory(n):
     def f1():
         f2()
 
+    entry = callers(f1, depth - 3)
     settle()
     r0 = rss_bytes()
     p0 = pte_bytes()
     t = clock()
     for _ in range(n):
-        spawn(f1)
+        spawn(entry)
     run_()
     t_create = clock() - t
     settle()
     r1 = rss_bytes()
     p1 = pte_bytes()
+    if blocked:
+        blocked()  # tools/benchmarks/memory_breakdown.py looks while all are blocked
     blocked = -c.balance
     c.preference = 1
     t = clock()

@@ -5,7 +5,7 @@ PYTHONPATH. Default run-order mode (nested), default stack size.
 """
 import scheduler as s
 
-from common import clock, pte_bytes, rss_bytes, settle
+from common import callers, clock, pte_bytes, rss_bytes, settle
 
 IMPL = "ours"
 
@@ -212,8 +212,8 @@ def gameloop():
     return run
 
 
-def memory(n):
-    """n tasklets blocked in channel.receive() three Python frames deep."""
+def memory(n, blocked=None, depth=3):
+    """n tasklets blocked in channel.receive() `depth` (3) Python frames deep."""
     c = s.channel()
     done = [0]
 
@@ -227,17 +227,20 @@ def memory(n):
     def f1():
         f2()
 
+    entry = callers(f1, depth - 3)
     settle()
     r0 = rss_bytes()
     p0 = pte_bytes()
     t = clock()
     for _ in range(n):
-        s.tasklet(f1)()
+        s.tasklet(entry)()
     s.run()
     t_create = clock() - t
     settle()
     r1 = rss_bytes()
     p1 = pte_bytes()
+    if blocked:
+        blocked()  # tools/benchmarks/memory_breakdown.py looks while all are blocked
     blocked = -c.balance
     stats = dict(s.get_stack_stats())
     c.preference = 1  # the sender (main) keeps going; receivers are queued

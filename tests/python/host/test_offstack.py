@@ -32,10 +32,27 @@ def checked(kind, fn):
     return _carbon._offstack_checks().get(kind, 0) - before
 
 
-def later(fn, seconds=0.01):
-    """fn() in its own tasklet after `seconds` (a waiter waits first)."""
+def count(kind):
+    return _carbon._offstack_checks().get(kind, 0)
+
+
+def until_waiting(kind, before):
+    """Returns once a record of `kind` was checked since the count was
+    `before`: its owner waits (or is about to, in the same turn)."""
+    for _ in range(2000):
+        if count(kind) > before:
+            return
+        carbon.sleep(0.005)
+    raise AssertionError("nobody waited: " + kind)
+
+
+def once_waiting(kind, fn):
+    """fn() in its own tasklet once a record of `kind` was checked from now
+    on: a waiter waits first, on a loaded machine too."""
+    before = count(kind)
+
     def body():
-        carbon.sleep(seconds)
+        until_waiting(kind, before)
         fn()
     scheduler.tasklet(body)()
 
@@ -54,7 +71,10 @@ class Check(unittest.TestCase):
                 carbon.sleep(0.001)
                 out.append(_carbon._stack_owns_local())
             scheduler.tasklet(body)()
-            carbon.sleep(0.02)
+            for _ in range(1000):  # until it ran (a loaded machine: later)
+                if len(out) == 2:
+                    break
+                carbon.sleep(0.01)
             return out
         self.assertEqual(run_all(carbon.spawn_worker(work).join), [[False, True]])
 
@@ -91,7 +111,7 @@ class WaitPaths(Base):
     def test_fd_poll(self):
         r, w = os.pipe()
         try:
-            later(lambda: os.write(w, b"x"))
+            once_waiting("a descriptor poll's waiter", lambda: os.write(w, b"x"))
             before = _carbon._offstack_checks()
             self.assertEqual(run_all(lambda: _carbon.wait_fd(r, _carbon.READ)), [_carbon.READ])
             after = _carbon._offstack_checks()
@@ -124,12 +144,13 @@ class WaitPaths(Base):
                     return s.read(5)  # waits: the client writes later
 
             def client():
-                carbon.sleep(0.01)
+                until_waiting("a server's accept waiter", accepts)
                 with net.connect("127.0.0.1", port) as c:
-                    carbon.sleep(0.01)
+                    until_waiting("a stream's reader", reads)
                     c.write(b"hello")
                     return c.read()  # the server's close
 
+            accepts, reads = count("a server's accept waiter"), count("a stream's reader")
             before = _carbon._offstack_checks()
             self.assertEqual(run_all(server, client), [b"hello", b""])
             after = _carbon._offstack_checks()
@@ -143,16 +164,6 @@ class WaitPaths(Base):
         # read stays queued, so write() past the high-water mark and drain()
         # wait until the peer reads, which it does only once they wait.
         big = b"y" * (24 << 20)
-
-        def count(kind):
-            return _carbon._offstack_checks().get(kind, 0)
-
-        def until_waiting(kind, before):
-            for _ in range(2000):
-                if count(kind) > before:
-                    return
-                carbon.sleep(0.005)
-            raise AssertionError("nobody waited: " + kind)
 
         for kind, step in (("a stream's writer", lambda s: s.write(b"!")),
                            ("a stream's drainer", lambda s: s.drain())):
@@ -190,7 +201,7 @@ class WaitPaths(Base):
         a = net.udp(("127.0.0.1", 0))
         b = net.udp(("127.0.0.1", 0))
         try:
-            later(lambda: b.sendto(b"ping", a.sockname))
+            once_waiting("a datagram endpoint's reader", lambda: b.sendto(b"ping", a.sockname))
             self.assertChecked("a datagram endpoint's reader",
                                lambda: self.assertEqual(run_all(a.recvfrom)[0][0], b"ping"))
         finally:
@@ -199,7 +210,12 @@ class WaitPaths(Base):
             settle()
 
     def test_worker_join(self):
-        w = carbon.spawn_worker(lambda: carbon.sleep(0.05) or 7)
+        joins = count("a worker's joiner")
+
+        def work():  # ends only once someone waits to join it
+            until_waiting("a worker's joiner", joins)
+            return 7
+        w = carbon.spawn_worker(work)
         self.assertChecked("a worker's joiner", lambda: self.assertEqual(run_all(w.join), [7]))
 
     def test_nested_run(self):
@@ -229,14 +245,16 @@ class PatchedSockets(Base):
     def test_recv_and_send(self):
         a, b = socket.socketpair()
         try:
-            later(lambda: b.send(b"hi"))
+            once_waiting("a descriptor poll's waiter", lambda: b.send(b"hi"))
             self.assertChecked("a descriptor poll's waiter",
                                lambda: self.assertEqual(run_all(lambda: a.recv(10)), [b"hi"]))
             # sendall waits for room: the peer reads only once it is full.
             data = b"z" * (4 << 20)
 
+            waits = count("a descriptor poll's waiter")
+
             def reader():
-                carbon.sleep(0.02)
+                until_waiting("a descriptor poll's waiter", waits)
                 n = 0
                 while n < len(data):
                     n += len(b.recv(1 << 16))
