@@ -196,11 +196,19 @@ size_t cb_slice_packed_size(const char *sp, size_t len)
     return (nw + 7) / 8 + nz * 8;
 }
 
+/* Under valgrind slices are kept raw: packing tests every word, and a stack
+ * holds uninitialised ones (padding, unused locals), which memcheck would
+ * report; a raw copy carries their state along instead. */
+static int keep_raw(const cb_slice *s)
+{
+    return s->warm || CB_RUNNING_ON_VALGRIND;
+}
+
 size_t cb_slice_need(const cb_slice *s, const char *sp, const char *top, size_t head)
 {
     size_t len = (size_t)(top - sp);
 
-    return head + (s->warm ? len : cb_slice_packed_size(sp, len)) + CB_SLICE_SLACK;
+    return head + (keep_raw(s) ? len : cb_slice_packed_size(sp, len)) + CB_SLICE_SLACK;
 }
 
 static void pack(unsigned char *out, const char *sp, size_t len)
@@ -281,7 +289,7 @@ void cb_slice_copy_out(cb_region_set *set, cb_slice *s, char *sp, size_t head)
 
     s->len = (size_t)(top - sp);
     CB_ASAN_UNPOISON(sp, s->len); /* red zones of its frames: the copy reads them */
-    s->packed = !s->warm;
+    s->packed = !keep_raw(s);
     if (s->packed)
         pack((unsigned char *)s->saved + head, sp, s->len);
     else

@@ -43,10 +43,12 @@
 /* Stack memory below a stack pointer that moved up is no-access for memcheck;
  * a stack copied back into its region is written there legitimately. */
 #define CB_VALGRIND_MAKE_UNDEFINED(p, n) ((void)VALGRIND_MAKE_MEM_UNDEFINED((p), (n)))
+#define CB_RUNNING_ON_VALGRIND (RUNNING_ON_VALGRIND != 0)
 #else
 #define CB_VALGRIND_STACK_REGISTER(lo, hi) ((void)(lo), (void)(hi), 0u)
 #define CB_VALGRIND_STACK_DEREGISTER(id) ((void)(id))
 #define CB_VALGRIND_MAKE_UNDEFINED(p, n) ((void)(p), (void)(n))
+#define CB_RUNNING_ON_VALGRIND 0
 #endif
 
 #endif

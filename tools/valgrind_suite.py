@@ -12,7 +12,7 @@ libcarbon_vgshim.so (tests/valgrind/pylong_shim.c: the same, plus the first
 digit of an int zeroed, which 3.11 leaves undefined and memcheck then
 reports all over CPython). Tests run by plain python3 are skipped (the same
 file also runs in the carbon host), and of the forced-sharing variants
-(`.shared`, CARBON_STACK_REGIONS) only five core ones run (stacks copied
+(`.shared`, CARBON_STACK_REGIONS) only six core ones run (stacks copied
 between tasklets under memcheck), as are tests that measure time (the
 game loop sample's frame times), load tests with fixed timeouts (10k
 connections in 10 s) or tests that exhaust memory on purpose, the game
@@ -30,7 +30,7 @@ import subprocess
 import sys
 import time
 
-SKIP = re.compile(r"\.python$|^(?!py\.test_(core_frames|core_gc_cycles|core_tracing|sem_03_switch|sem_06_blocking)\.shared$).*\.shared$|limits|bench|idle|^sample\.game_loop_runaway$|net_load|^game_server\.|^valgrind\.|^consumer\.|^lint\.")
+SKIP = re.compile(r"\.python$|^(?!py\.test_(core_frames|core_gc_cycles|core_parked|core_tracing|sem_03_switch|sem_06_blocking)\.shared$).*\.shared$|limits|bench|idle|^sample\.game_loop_runaway$|net_load|^game_server\.|^valgrind\.|^consumer\.|^lint\.")
 VALGRIND = ["valgrind", "--error-exitcode=99", "--quiet", "--leak-check=no", "--fair-sched=yes",
             "--num-callers=50",
             "--suppressions=" + os.path.join(os.path.dirname(__file__), "valgrind.supp")]
