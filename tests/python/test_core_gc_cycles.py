@@ -14,6 +14,7 @@ in any other call into C are kept (KeptTests).
 """
 import gc
 import os
+import sys
 import threading
 import unittest
 import weakref
@@ -276,6 +277,21 @@ class UnreachableBlockedTests(CoreTestCase):
             self.assertNotIn(marker, proc.stderr)
 
 
+class Holder:
+    """A context manager holding `ref` (the tasklet itself in these tests):
+    while its block runs only the frame's stack holds it (its bound
+    __exit__)."""
+
+    def __init__(self, ref):
+        self.ref = ref
+
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc):
+        return False
+
+
 def collect():
     for _ in range(3):
         gc.collect()
@@ -318,7 +334,13 @@ class ForIterTests(CoreTestCase):
             for x in s.channel():
                 log.append(x)
 
+        def body2(log):
+            with Holder(s.getcurrent()):
+                for x in s.channel():
+                    log.append(x)
+
         self.check_collected(body)
+        self.check_collected(body2)
 
     def test_for_over_a_channel_deep_in_the_stack(self):
         # The loop's iterator above other values: a call's pending
@@ -357,19 +379,44 @@ class ForIterTests(CoreTestCase):
 
     def test_nested_generator_frames(self):
         # for -> generator -> generator expression -> channel, none in a
-        # variable: each frame is in FOR_ITER over the next one.
+        # variable: each frame is in FOR_ITER over the next one. Each frame
+        # also holds its own tasklet on its stack only (a with block's
+        # __exit__): the cycle runs through every frame's stack.
         def outer(log):
             try:
-                for y in (z for z in s.channel()):
-                    yield y
+                with Holder(s.getcurrent()):
+                    for y in (z for z in s.channel()):
+                        yield y
             finally:
                 log.append("outer finally")
 
         def body(log):
-            for x in outer(log):
-                log.append(x)
+            with Holder(s.getcurrent()):
+                for x in outer(log):
+                    log.append(x)
 
         self.check_collected(body, ("outer finally", "TaskletExit", "finally"))
+
+    def test_tasklet_held_below_the_loop(self):
+        # What the loop's frame holds below the iterator is visited too.
+        def f(*args):
+            return args
+
+        def gen():
+            for y in s.channel():
+                yield y
+
+        def body(log):
+            with Holder(s.getcurrent()):
+                for x in gen():
+                    pass
+
+        def body2(log):
+            # 3.12+: the comprehension is inlined in body2's frame.
+            return f(s.getcurrent(), [x for x in gen()])
+
+        self.check_collected(body)
+        self.check_collected(body2)
 
     def test_generator_blocked_in_receive(self):
         # The generator's frame blocks in ch.receive() (a recorded call);
@@ -387,8 +434,9 @@ class ForIterTests(CoreTestCase):
         wm = weakref.ref(m)
 
         def body(log, m=m):
-            for x in gen(m):
-                pass
+            with Holder(s.getcurrent()):
+                for x in gen(m):
+                    pass
 
         self.check_collected(body)
         del body
@@ -397,15 +445,8 @@ class ForIterTests(CoreTestCase):
         self.assertIsNone(wm())
 
     def test_generators_in_handlers(self):
-        class CM:
-            def __enter__(self):
-                return self
-
-            def __exit__(self, *exc):
-                return False
-
         def gen(log):
-            with CM():
+            with Holder(s.getcurrent()):
                 try:
                     1 / 0
                 except ZeroDivisionError:
@@ -416,10 +457,33 @@ class ForIterTests(CoreTestCase):
             try:
                 raise KeyError("outer")
             except KeyError:
-                for x in (v for v in gen(log)):
-                    log.append(x)
+                with Holder(s.getcurrent()):
+                    for x in (v for v in gen(log)):
+                        log.append(x)
 
         self.check_collected(body)
+
+    def test_yield_from(self):
+        # 3.12+ run `yield from` as a Python-to-Python call (the frame's
+        # depth is recorded): collected. 3.11's SEND calls into C: what the
+        # delegating frame holds on its stack (here its tasklet) is not
+        # visited, so the cycle is kept.
+        def inner():
+            for y in s.channel():
+                yield y
+
+        def outer():
+            with Holder(s.getcurrent()):
+                yield from inner()
+
+        def body(log):
+            for x in outer():
+                log.append(x)
+
+        if sys.version_info >= (3, 12):
+            self.check_collected(body)
+        else:
+            KeptTests.check_kept(self, body)
 
     def test_memory_flat_over_batches(self):
         # Many tasklets blocked in `for` over a generator over a channel:
