@@ -18,8 +18,9 @@
  *   and is -1 while it executes, e.g. a call into C; for the frame that is
  *   blocked in channel.send()/receive() called straight from its CALL, the
  *   depth up to the call's arguments (call_depth() below); for a frame in a
- *   FOR_ITER whose call is proven in progress, the depth of that instruction
- *   from the code's analysis (for_iter_depth() below, stackdepth.c).
+ *   FOR_ITER (or, on 3.11, a SEND) whose call is proven in progress, the
+ *   depth of that instruction from the code's analysis (for_iter_depth() and
+ *   send_depth() below, stackdepth.c).
  * Compiled as core code for the frame layout (pycore_frame.h).
  */
 #define Py_BUILD_CORE_MODULE 1
@@ -122,6 +123,43 @@ static int for_iter_depth(struct _PyInterpreterFrame *f, PyCodeObject *co, const
     return co->co_nlocalsplus + d;
 }
 
+/* The same for a SEND on 3.11 (`yield from gen`): the stack below the value
+ * sent (popped: its slot is released after the call) when the receiver just
+ * below it is the generator whose frame runs above `f`. As for FOR_ITER,
+ * that generator is popped only once finished; the value sent is not
+ * visited. */
+static int send_depth(struct _PyInterpreterFrame *f, PyCodeObject *co,
+                      struct _PyInterpreterFrame *inner)
+{
+    int d = cb_stackdepth_send(co, frame_index(f, co));
+
+    if (d < 2 || d > co->co_stacksize || !inner || inner->owner != FRAME_OWNED_BY_GENERATOR ||
+        f->localsplus[co->co_nlocalsplus + d - 2] !=
+            (PyObject *)((char *)inner - offsetof(PyGenObject, gi_iframe)))
+        return 0;
+    return co->co_nlocalsplus + d - 1;
+}
+
+/* Visits slots [0, n) of `f`, but not a generator or coroutine that is
+ * executing: its frame is in this chain (or another tasklet's), so the
+ * collector must not finalize it (closing it would fail, "generator already
+ * executing", reported as unraisable); unvisited, it counts as referenced
+ * from outside and lives until the frames unwind. Its frame's locals and
+ * stack are visited where the frame is walked. Every slot visited is owned,
+ * so reading its type is safe. */
+static int visit_slots(struct _PyInterpreterFrame *f, int n, visitproc visit, void *arg)
+{
+    for (int i = 0; i < n; i++) {
+        PyObject *o = f->localsplus[i];
+
+        if (o && ((PyGen_CheckExact(o) && ((PyGenObject *)o)->gi_frame_state == FRAME_EXECUTING) ||
+                  (PyCoro_CheckExact(o) && ((PyCoroObject *)o)->cr_frame_state == FRAME_EXECUTING)))
+            continue;
+        Py_VISIT(o);
+    }
+    return 0;
+}
+
 /* The localsplus slots of `f`, executing (stacktop -1), known to be owned:
  * its locals, and its stack when a call in progress proves its depth. */
 static int running_depth(struct _PyInterpreterFrame *f, PyCodeObject *co, const cb_gc_call *call,
@@ -131,6 +169,8 @@ static int running_depth(struct _PyInterpreterFrame *f, PyCodeObject *co, const 
 
     if (n == 0)
         n = for_iter_depth(f, co, call, inner);
+    if (n == 0)
+        n = send_depth(f, co, inner);
     return n == 0 ? co->co_nlocalsplus : n;
 }
 
@@ -141,7 +181,7 @@ int cb_pystate_traverse(const cb_pystate *st, const cb_gc_call *call, visitproc 
 
     for (struct _PyInterpreterFrame *f = top_frame(st); f; f = f->previous) {
         PyCodeObject *co;
-        int n;
+        int n, err;
 
         if (f->owner == FRAME_OWNED_BY_GENERATOR) {
             /* Its generator visits the specials and, when recorded, the
@@ -149,8 +189,8 @@ int cb_pystate_traverse(const cb_pystate *st, const cb_gc_call *call, visitproc 
              * its locals and stack: they are this tasklet's to visit. */
             if (f->stacktop < 0 && (co = frame_code(f))) {
                 n = running_depth(f, co, call, inner);
-                for (int i = 0; i < n; i++)
-                    Py_VISIT(f->localsplus[i]);
+                if ((err = visit_slots(f, n, visit, arg)) != 0)
+                    return err;
             }
             inner = f;
             continue;
@@ -181,8 +221,8 @@ int cb_pystate_traverse(const cb_pystate *st, const cb_gc_call *call, visitproc 
             continue;
         }
         n = f->stacktop >= 0 ? f->stacktop : running_depth(f, co, call, inner);
-        for (int i = 0; i < n; i++)
-            Py_VISIT(f->localsplus[i]);
+        if ((err = visit_slots(f, n, visit, arg)) != 0)
+            return err;
         inner = f;
     }
     return 0;

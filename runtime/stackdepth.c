@@ -369,13 +369,30 @@ static const depth_table *table_of(PyCodeObject *co)
     return t == &failed ? NULL : t;
 }
 
-int cb_stackdepth_for_iter(PyCodeObject *co, Py_ssize_t index)
+/* The depth at `index` when its live instruction is `op` (base opcode). */
+static int depth_at(PyCodeObject *co, Py_ssize_t index, int op)
 {
     const _Py_CODEUNIT *code = (const _Py_CODEUNIT *)co->co_code_adaptive;
     const depth_table *t;
 
-    if (index < 0 || index >= Py_SIZE(co) || base_opcode(UNIT_OP(code[index])) != FOR_ITER)
+    if (index < 0 || index >= Py_SIZE(co) || base_opcode(UNIT_OP(code[index])) != op)
         return -1;
     t = table_of(co);
     return t ? t->depth[index] : -1;
+}
+
+int cb_stackdepth_for_iter(PyCodeObject *co, Py_ssize_t index)
+{
+    return depth_at(co, index, FOR_ITER);
+}
+
+int cb_stackdepth_send(PyCodeObject *co, Py_ssize_t index)
+{
+#ifdef CB_PY311
+    return depth_at(co, index, SEND);
+#else
+    (void)co;
+    (void)index;
+    return -1;
+#endif
 }

@@ -26,4 +26,9 @@
  * PyMem_Malloc. */
 int cb_stackdepth_for_iter(PyCodeObject *co, Py_ssize_t index);
 
+/* The same for a SEND (`yield from`, `await`) on 3.11, where it calls into
+ * C (PyIter_Send) with the receiver below the value it sends; -1 on 3.12+,
+ * where a generator receiver runs as a Python-to-Python call. */
+int cb_stackdepth_send(PyCodeObject *co, Py_ssize_t index);
+
 #endif
