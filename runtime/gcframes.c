@@ -140,26 +140,6 @@ static int send_depth(struct _PyInterpreterFrame *f, PyCodeObject *co,
     return co->co_nlocalsplus + d - 1;
 }
 
-/* Visits slots [0, n) of `f`, but not a generator or coroutine that is
- * executing: its frame is in this chain (or another tasklet's), so the
- * collector must not finalize it (closing it would fail, "generator already
- * executing", reported as unraisable); unvisited, it counts as referenced
- * from outside and lives until the frames unwind. Its frame's locals and
- * stack are visited where the frame is walked. Every slot visited is owned,
- * so reading its type is safe. */
-static int visit_slots(struct _PyInterpreterFrame *f, int n, visitproc visit, void *arg)
-{
-    for (int i = 0; i < n; i++) {
-        PyObject *o = f->localsplus[i];
-
-        if (o && ((PyGen_CheckExact(o) && ((PyGenObject *)o)->gi_frame_state == FRAME_EXECUTING) ||
-                  (PyCoro_CheckExact(o) && ((PyCoroObject *)o)->cr_frame_state == FRAME_EXECUTING)))
-            continue;
-        Py_VISIT(o);
-    }
-    return 0;
-}
-
 /* The localsplus slots of `f`, executing (stacktop -1), known to be owned:
  * its locals, and its stack when a call in progress proves its depth. */
 static int running_depth(struct _PyInterpreterFrame *f, PyCodeObject *co, const cb_gc_call *call,
@@ -181,7 +161,7 @@ int cb_pystate_traverse(const cb_pystate *st, const cb_gc_call *call, visitproc 
 
     for (struct _PyInterpreterFrame *f = top_frame(st); f; f = f->previous) {
         PyCodeObject *co;
-        int n, err;
+        int n;
 
         if (f->owner == FRAME_OWNED_BY_GENERATOR) {
             /* Its generator visits the specials and, when recorded, the
@@ -189,8 +169,8 @@ int cb_pystate_traverse(const cb_pystate *st, const cb_gc_call *call, visitproc 
              * its locals and stack: they are this tasklet's to visit. */
             if (f->stacktop < 0 && (co = frame_code(f))) {
                 n = running_depth(f, co, call, inner);
-                if ((err = visit_slots(f, n, visit, arg)) != 0)
-                    return err;
+                for (int i = 0; i < n; i++)
+                    Py_VISIT(f->localsplus[i]);
             }
             inner = f;
             continue;
@@ -221,8 +201,8 @@ int cb_pystate_traverse(const cb_pystate *st, const cb_gc_call *call, visitproc 
             continue;
         }
         n = f->stacktop >= 0 ? f->stacktop : running_depth(f, co, call, inner);
-        if ((err = visit_slots(f, n, visit, arg)) != 0)
-            return err;
+        for (int i = 0; i < n; i++)
+            Py_VISIT(f->localsplus[i]);
         inner = f;
     }
     return 0;

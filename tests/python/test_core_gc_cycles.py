@@ -481,46 +481,6 @@ class ForIterTests(CoreTestCase):
 
         self.check_collected(body)
 
-    def test_running_generators_not_finalized_by_the_collector(self):
-        # Generators created before their tasklets (earlier in the
-        # collector's lists), executing in them, held only by the frames'
-        # stacks or locals: the collector kills the tasklets, which unwinds
-        # the generators; it never finalizes (closes) an executing one,
-        # which failed with "generator already executing", reported as
-        # "Exception ignored".
-        proc = self.run_child("""
-            import gc, scheduler as s
-            log = []
-            def gen(tag):
-                try:
-                    for y in s.channel():
-                        yield y
-                finally:
-                    log.append(tag)
-            def on_stack(gens):
-                for x in gens.pop():
-                    pass
-            def in_local(gens):
-                g = gens.pop()
-                for x in g:
-                    pass
-            def delegating(gens):
-                def d(g):
-                    yield from g
-                for x in d(gens.pop()):
-                    pass
-            for worker in (on_stack, in_local, delegating):
-                gens = [gen(worker.__name__) for _ in range(50)]
-                for _ in range(50):
-                    s.tasklet(worker)(gens)
-                del gens
-            s.run()
-            for _ in range(3):
-                gc.collect()
-            print(len(log), len([t for t in s.get_thread_tasklets()[1:] if t.alive]))
-        """)
-        self.assertEqual(proc.stdout.split(), ["150", "0"])
-
     def test_memory_flat_over_batches(self):
         # Many tasklets blocked in `for` over a generator over a channel:
         # before, each batch stayed for ever.
