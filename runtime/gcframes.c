@@ -29,6 +29,11 @@
 
 #include <internal/pycore_frame.h>
 
+#include <dlfcn.h>
+#include <link.h>
+#include <stdint.h>
+#include <string.h>
+
 static struct _PyInterpreterFrame *top_frame(const cb_pystate *st)
 {
 #ifdef CB_PY313
@@ -83,6 +88,28 @@ static Py_ssize_t frame_index(struct _PyInterpreterFrame *f, PyCodeObject *co)
 #endif
 }
 
+/* Whether `ret`, a return address, lies in CPython's eval loop
+ * (_PyEval_EvalFrameDefault, an exported symbol): its range is looked up
+ * once (dladdr1), then compared. Any doubt (no symbol, a part of the loop
+ * moved out of it) answers no. Called by the collector only. */
+static int in_eval_loop(const void *ret)
+{
+    static uintptr_t lo, hi;
+    const ElfW(Sym) *sym = NULL;
+    Dl_info info;
+
+    if (!ret)
+        return 0;
+    if (lo < hi)
+        return (uintptr_t)ret >= lo && (uintptr_t)ret < hi;
+    if (!dladdr1(ret, &info, (void **)&sym, RTLD_DL_SYMENT) || !info.dli_sname || !sym ||
+        strcmp(info.dli_sname, "_PyEval_EvalFrameDefault") != 0)
+        return 0;
+    lo = (uintptr_t)info.dli_saddr;
+    hi = lo + sym->st_size;
+    return (uintptr_t)ret >= lo && (uintptr_t)ret < hi;
+}
+
 /* How many localsplus slots of `f` a FOR_ITER in progress proves owned: 0
  * unless `f` executes a FOR_ITER whose call into the iterator is shown to be
  * running, then its locals and its whole stack (the iterator on top). The
@@ -92,11 +119,12 @@ static Py_ssize_t frame_index(struct _PyInterpreterFrame *f, PyCodeObject *co)
  * instruction, after popping the slots they release, and while unwinding an
  * exception), is that the top slot holds what is known to be iterated:
  * - `inner` NULL (`f` is the innermost frame): the channel whose __next__ is
- *   blocked (the record of channel.c's call_recorded, args NULL). FOR_ITER
- *   calls the iterator's tp_iternext with its top slot; a channel that is no
- *   longer there (popped when exhausted or unwinding) has no reference left
- *   to be iterated with, but from its own __del__, a Python frame (`inner`
- *   would not be NULL).
+ *   blocked (the record of channel.c's call_recorded, args NULL), called
+ *   from the eval loop. The innermost frame is the one the innermost eval
+ *   loop runs, and at a FOR_ITER that loop calls tp_iternext only on its top
+ *   slot, before popping anything. (A popped channel can still be iterated
+ *   from C while the frame unwinds past the FOR_ITER, e.g. by a weakref
+ *   callback `functools.partial(next, ch)`, whence the return address.)
  * - `inner` a generator's frame running above `f`: that generator. A
  *   generator popped by the FOR_ITER has finished (exhausted, or it raised);
  *   it runs again only if its last reference goes while it is suspended,
@@ -113,7 +141,8 @@ static int for_iter_depth(struct _PyInterpreterFrame *f, PyCodeObject *co, const
     if (d < 1 || d > co->co_stacksize)
         return 0;
     if (!inner)
-        expect = call && call->self && !call->args ? call->self : NULL;
+        expect = call && call->self && !call->args && in_eval_loop(call->caller) ? call->self
+                                                                                 : NULL;
     else if (inner->owner == FRAME_OWNED_BY_GENERATOR)
         expect = (PyObject *)((char *)inner - offsetof(PyGenObject, gi_iframe));
     else

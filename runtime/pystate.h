@@ -119,6 +119,7 @@ typedef struct cb_gc_call {
     PyObject *const *args;      /* NULL: the channel's __next__ (tp_iternext) */
     Py_ssize_t nargs;
     PyCFunction meth;           /* the method's C function (NULL for __next__) */
+    const void *caller;         /* __next__: the address it returns to */
 } cb_gc_call;
 
 /* Visits what the frames of a suspended tasklet own (its state `st` saved,

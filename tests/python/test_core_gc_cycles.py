@@ -12,6 +12,7 @@ channel) has its stack depth from the code (runtime/stackdepth.c): those
 cycles are collected too (ForIterTests); cycles through the stack of a frame
 in any other call into C are kept (KeptTests).
 """
+import functools
 import gc
 import os
 import threading
@@ -543,6 +544,43 @@ class ForIterTests(CoreTestCase):
         s.run()
         self.assertEqual(log, [("del", "v"), ("done", 5)])
 
+    def test_channel_iterated_from_c_while_the_loop_unwinds(self):
+        # The tasklet is killed in the innermost of three loops; its frame
+        # unwinds at that FOR_ITER, popping (and freeing) the middle loop's
+        # iterator, then the outer one's, whose list holds the last
+        # reference to a value whose weakref callback (C code:
+        # partial(next, ch)) blocks in ch.__next__. The frame is innermost,
+        # at the FOR_ITER, with ch in its released top slot and freed
+        # memory below: ch.__next__ was not called by the loop, so that
+        # stack must not be visited (under ASan with PYTHONMALLOC=malloc,
+        # visiting it reads freed memory).
+        ch = s.channel()
+        log = []
+        item = Obj()
+        ref = weakref.ref(item, functools.partial(next, ch))
+        box = [[Obj(), item]]
+        del item
+
+        def worker():
+            try:
+                for a in box.pop():
+                    for b in iter([1, 2]):
+                        for x in ch:
+                            pass
+            finally:
+                log.append("finally")
+
+        t = s.tasklet(worker)()
+        s.run()
+        t.kill()  # blocks again, in the weakref callback
+        self.assertIsNone(ref())
+        self.assertTrue(t.blocked)
+        self.assertEqual(log, [])
+        collect()
+        ch.send("unblocked")
+        s.run()
+        self.assertFalse(t.alive)
+        self.assertEqual(log, ["finally"])
 
 class KeptTests(CoreTestCase):
     """Cycles through the stack of a frame in another call into C are kept:
