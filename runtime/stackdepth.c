@@ -10,9 +10,10 @@
  * inserts it after computing depths, and the frame resumes after it with the
  * sent value pushed (the POP_TOP that follows pops it). Every path into an
  * instruction must agree, every depth lie in [0, co_stacksize]: otherwise
- * the code gets no table. Checked against every code object of the standard
- * library of 3.11, 3.12 and 3.13 (18 755, 85 740 and 87 348 code objects:
- * no disagreement, no depth beyond co_stacksize; docs/reliability.md).
+ * the code gets no table. The same flow written in Python (dis.stack_effect,
+ * the same jump and exception-table rules) was run over every code object of
+ * the standard library of 3.11, 3.12 and 3.13 (18 755, 85 740 and 87 348
+ * code objects): no disagreement, no depth beyond co_stacksize.
  *
  * The instructions are read from the code's live (adaptive) bytecode, each
  * opcode mapped to its base one (_PyOpcode_Deopt) as _PyCode_GetCode does;
