@@ -583,10 +583,16 @@ static PyObject *channel_iter(PyObject *self)
     return Py_NewRef(self);
 }
 
-static PyObject *channel_iternext(PyObject *self)
+static PyObject *call_recorded(PyObject *self, PyObject *const *args, Py_ssize_t nargs,
+                               PyCFunction meth, const void *caller,
+                               PyObject *(*impl)(PyObject *, PyObject *const *, Py_ssize_t));
+
+static PyObject *channel_next(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     cb_channel *ch = (cb_channel *)self;
 
+    (void)args;
+    (void)nargs;
     if (!channel_valid(ch))
         return NULL;
     if (ch->closed) {
@@ -594,6 +600,15 @@ static PyObject *channel_iternext(PyObject *self)
         return NULL;
     }
     return cb_channel_receive(ch);
+}
+
+/* Recorded too (args NULL), with the address it returns to (the eval
+ * loop's FOR_ITER, or C code such as next()): a tasklet blocked in
+ * `for x in ch` is collectable with the channel on its frame's stack
+ * (gcframes.c). */
+static PyObject *channel_iternext(PyObject *self)
+{
+    return call_recorded(self, NULL, 0, NULL, __builtin_return_address(0), channel_next);
 }
 
 static PyObject *get_preference(PyObject *self, void *c)
@@ -685,14 +700,15 @@ static PyObject *get_closed(PyObject *self, void *c)
 ARGS_CHECKED(channel_send_c, channel_send, "send", 1)
 ARGS_CHECKED(channel_receive_c, channel_receive, "receive", 0)
 
-/* send() and receive() note, while they run, what they were called with: a
- * tasklet blocked in them called straight from a frame's CALL is then
- * collectable with the channel on that frame's stack (gcframes.c). */
+/* send(), receive() and __next__ note, while they run, what they were
+ * called with: a tasklet blocked in them called straight from a frame's CALL
+ * or FOR_ITER is then collectable with the channel on that frame's stack
+ * (gcframes.c). */
 static PyObject *channel_send_m(PyObject *self, PyObject *const *args, Py_ssize_t nargs);
 static PyObject *channel_receive_m(PyObject *self, PyObject *const *args, Py_ssize_t nargs);
 
 static PyObject *call_recorded(PyObject *self, PyObject *const *args, Py_ssize_t nargs,
-                               PyCFunction meth,
+                               PyCFunction meth, const void *caller,
                                PyObject *(*impl)(PyObject *, PyObject *const *, Py_ssize_t))
 {
     cb_manager *m = cb_manager_peek();
@@ -707,6 +723,7 @@ static PyObject *call_recorded(PyObject *self, PyObject *const *args, Py_ssize_t
     run->gc_call.args = args;
     run->gc_call.nargs = nargs;
     run->gc_call.meth = meth;
+    run->gc_call.caller = caller;
     r = impl(self, args, nargs);
     run->gc_call = saved; /* the same tasklet: it is the one that returns here */
     return r;
@@ -714,13 +731,13 @@ static PyObject *call_recorded(PyObject *self, PyObject *const *args, Py_ssize_t
 
 static PyObject *channel_send_m(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    return call_recorded(self, args, nargs, (PyCFunction)(void (*)(void))channel_send_m,
+    return call_recorded(self, args, nargs, (PyCFunction)(void (*)(void))channel_send_m, NULL,
                          channel_send_c);
 }
 
 static PyObject *channel_receive_m(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    return call_recorded(self, args, nargs, (PyCFunction)(void (*)(void))channel_receive_m,
+    return call_recorded(self, args, nargs, (PyCFunction)(void (*)(void))channel_receive_m, NULL,
                          channel_receive_c);
 }
 ARGS_CHECKED(channel_clear_m, channel_clear, "clear", 0)

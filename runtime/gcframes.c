@@ -17,13 +17,22 @@
  *   >= 0) while the frame waits in a Python-to-Python call or a trace call,
  *   and is -1 while it executes, e.g. a call into C; for the frame that is
  *   blocked in channel.send()/receive() called straight from its CALL, the
- *   depth up to the call's arguments (call_depth() below).
+ *   depth up to the call's arguments (call_depth() below); for a frame in a
+ *   FOR_ITER (or, on 3.11, a SEND) whose call is proven in progress, the
+ *   depth of that instruction from the code's analysis (for_iter_depth() and
+ *   send_depth() below, stackdepth.c).
  * Compiled as core code for the frame layout (pycore_frame.h).
  */
 #define Py_BUILD_CORE_MODULE 1
 #include "pystate.h"
+#include "stackdepth.h"
 
 #include <internal/pycore_frame.h>
+
+#include <dlfcn.h>
+#include <link.h>
+#include <stdint.h>
+#include <string.h>
 
 /* The innermost frame saved at switch-out (never read through the cframe,
  * which lies on the tasklet's C stack). */
@@ -67,8 +76,116 @@ static int call_depth(struct _PyInterpreterFrame *f, PyCodeObject *co, const cb_
     return (int)(args + call->nargs - f->localsplus);
 }
 
+/* The code unit `f` executes (where prev_instr / instr_ptr point). */
+static Py_ssize_t frame_index(struct _PyInterpreterFrame *f, PyCodeObject *co)
+{
+#ifdef CB_PY313
+    return f->instr_ptr - _PyCode_CODE(co);
+#else
+    return f->prev_instr - _PyCode_CODE(co);
+#endif
+}
+
+/* Whether `ret`, a return address, lies in CPython's eval loop
+ * (_PyEval_EvalFrameDefault, an exported symbol): its range is looked up
+ * once (dladdr1), then compared. Any doubt (no symbol, a part of the loop
+ * moved out of it) answers no. Called by the collector only. */
+static int in_eval_loop(const void *ret)
+{
+    static uintptr_t lo, hi;
+    const ElfW(Sym) *sym = NULL;
+    Dl_info info;
+
+    if (!ret)
+        return 0;
+    if (lo < hi)
+        return (uintptr_t)ret >= lo && (uintptr_t)ret < hi;
+    if (!dladdr1(ret, &info, (void **)&sym, RTLD_DL_SYMENT) || !info.dli_sname || !sym ||
+        strcmp(info.dli_sname, "_PyEval_EvalFrameDefault") != 0)
+        return 0;
+    lo = (uintptr_t)info.dli_saddr;
+    hi = lo + sym->st_size;
+    return (uintptr_t)ret >= lo && (uintptr_t)ret < hi;
+}
+
+/* How many localsplus slots of `f` a FOR_ITER in progress proves owned: 0
+ * unless `f` executes a FOR_ITER whose call into the iterator is shown to be
+ * running, then its locals and its whole stack (the iterator on top). The
+ * depth comes from the code (stackdepth.c); the proof that the frame is in
+ * that call, and not releasing values while a finalizer runs (CPython runs
+ * finalizers and weakref callbacks with prev_instr / instr_ptr still at the
+ * instruction, after popping the slots they release, and while unwinding an
+ * exception), is that the top slot holds what is known to be iterated:
+ * - `inner` NULL (`f` is the innermost frame): the channel whose __next__ is
+ *   blocked (the record of channel.c's call_recorded, args NULL), called
+ *   from the eval loop. The innermost frame is the one the innermost eval
+ *   loop runs, and at a FOR_ITER that loop calls tp_iternext only on its top
+ *   slot, before popping anything. (A popped channel can still be iterated
+ *   from C while the frame unwinds past the FOR_ITER, e.g. by a weakref
+ *   callback `functools.partial(next, ch)`, whence the return address.)
+ * - `inner` a generator's frame running above `f`: that generator. A
+ *   generator popped by the FOR_ITER has finished (exhausted, or it raised);
+ *   it runs again only if its last reference goes while it is suspended,
+ *   which a FOR_ITER never drops (an exception before it ran — "generator
+ *   already executing" — leaves the reference of whoever runs it).
+ * Anything else (a frame in CALL, map() or another C iterator between the
+ * frame and the channel, SEND) is not proven: 0. */
+static int for_iter_depth(struct _PyInterpreterFrame *f, PyCodeObject *co, const cb_gc_call *call,
+                          struct _PyInterpreterFrame *inner)
+{
+    int d = cb_stackdepth_for_iter(co, frame_index(f, co));
+    PyObject *expect;
+
+    if (d < 1 || d > co->co_stacksize)
+        return 0;
+    if (!inner)
+        expect = call && call->self && !call->args && in_eval_loop(call->caller) ? call->self
+                                                                                 : NULL;
+    else if (inner->owner == FRAME_OWNED_BY_GENERATOR)
+        expect = (PyObject *)((char *)inner - offsetof(PyGenObject, gi_iframe));
+    else
+        expect = NULL;
+    if (!expect || f->localsplus[co->co_nlocalsplus + d - 1] != expect)
+        return 0;
+    return co->co_nlocalsplus + d;
+}
+
+/* The same for a SEND on 3.11 (`yield from gen`): the stack below the value
+ * sent (popped: its slot is released after the call) when the receiver just
+ * below it is the generator whose frame runs above `f`. As for FOR_ITER,
+ * that generator is popped only once finished; the value sent is not
+ * visited. */
+static int send_depth(struct _PyInterpreterFrame *f, PyCodeObject *co,
+                      struct _PyInterpreterFrame *inner)
+{
+    int d = cb_stackdepth_send(co, frame_index(f, co));
+
+    if (d < 2 || d > co->co_stacksize || !inner || inner->owner != FRAME_OWNED_BY_GENERATOR ||
+        f->localsplus[co->co_nlocalsplus + d - 2] !=
+            (PyObject *)((char *)inner - offsetof(PyGenObject, gi_iframe)))
+        return 0;
+    return co->co_nlocalsplus + d - 1;
+}
+
+/* The localsplus slots of `f`, executing (stacktop -1), known to be owned:
+ * its locals, and its stack when a call in progress proves its depth. */
+static int running_depth(struct _PyInterpreterFrame *f, PyCodeObject *co, const cb_gc_call *call,
+                         struct _PyInterpreterFrame *inner)
+{
+    int n = call_depth(f, co, call);
+
+    if (n == 0)
+        n = for_iter_depth(f, co, call, inner);
+    if (n == 0)
+        n = send_depth(f, co, inner);
+    return n == 0 ? co->co_nlocalsplus : n;
+}
+
 int cb_pystate_traverse(const cb_pystate *st, const cb_gc_call *call, visitproc visit, void *arg)
 {
+    /* The Python frame walked last: the one `f`'s instruction runs. */
+    struct _PyInterpreterFrame *inner = NULL;
+
     for (struct _PyInterpreterFrame *f = top_frame(st); f; f = f->previous) {
         PyCodeObject *co;
         int n;
@@ -77,17 +194,22 @@ int cb_pystate_traverse(const cb_pystate *st, const cb_gc_call *call, visitproc 
             /* Its generator visits the specials and, when recorded, the
              * stack (stacktop >= 0); while it executes (-1) nobody visits
              * its locals and stack: they are this tasklet's to visit. */
-            if (f->stacktop >= 0 || !(co = frame_code(f)))
-                continue;
-            n = call_depth(f, co, call);
-            if (n == 0)
-                n = co->co_nlocalsplus;
-            for (int i = 0; i < n; i++)
-                Py_VISIT(f->localsplus[i]);
+            if (f->stacktop < 0 && (co = frame_code(f))) {
+                n = running_depth(f, co, call, inner);
+                for (int i = 0; i < n; i++)
+                    Py_VISIT(f->localsplus[i]);
+            }
+            inner = f;
             continue;
         }
-        if (f->owner != FRAME_OWNED_BY_THREAD)
+#ifndef CB_PY311
+        if (f->owner == FRAME_OWNED_BY_CSTACK)
+            continue; /* an eval loop's entry frame, between `inner` and `f` */
+#endif
+        if (f->owner != FRAME_OWNED_BY_THREAD) {
+            inner = f;
             continue;
+        }
         co = frame_code(f);
         Py_VISIT(f->frame_obj);
         Py_VISIT(f->f_locals);
@@ -101,14 +223,14 @@ int cb_pystate_traverse(const cb_pystate *st, const cb_gc_call *call, visitproc 
         Py_VISIT(f->f_funcobj);
         Py_VISIT(f->f_executable);
 #endif
-        if (!co)
+        if (!co) {
+            inner = f;
             continue;
-        if (f->stacktop >= 0)
-            n = f->stacktop;
-        else if ((n = call_depth(f, co, call)) == 0)
-            n = co->co_nlocalsplus;
+        }
+        n = f->stacktop >= 0 ? f->stacktop : running_depth(f, co, call, inner);
         for (int i = 0; i < n; i++)
             Py_VISIT(f->localsplus[i]);
+        inner = f;
     }
     return 0;
 }

@@ -148,9 +148,10 @@ int cb_pystate_budget(size_t stack_size);
  * (gcframes.c). */
 typedef struct cb_gc_call {
     PyObject *self;             /* NULL: none */
-    PyObject *const *args;
+    PyObject *const *args;      /* NULL: the channel's __next__ (tp_iternext) */
     Py_ssize_t nargs;
-    PyCFunction meth;           /* the method's C function */
+    PyCFunction meth;           /* the method's C function (NULL for __next__) */
+    const void *caller;         /* __next__: the address it returns to */
 } cb_gc_call;
 
 /* Visits what the frames of a suspended tasklet own (its state `st` saved,
