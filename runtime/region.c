@@ -38,6 +38,8 @@ static void set_remove(cb_region_set *set, unsigned i)
 
 void cb_region_set_clear(cb_region_set *set, cb_stack_pool *pool)
 {
+    free(set->spare);
+    set->spare = NULL;
     for (unsigned i = set->n; i-- > 0;) {
         cb_region *r = set->regions[i];
         if (r->nbound == 0) {
@@ -147,6 +149,29 @@ void cb_region_unbind(cb_region_set *set, cb_stack_pool *pool, cb_slice *s)
         }
         cb_stack_trim(r->stack);
     }
+}
+
+int cb_region_spare_make(cb_region_set *set)
+{
+    if (!set->spare)
+        set->spare = malloc(CB_SLICE_SPARE);
+    if (!set->spare) {
+        errno = ENOMEM;
+        return -1;
+    }
+    return 0;
+}
+
+int cb_region_spare_take(cb_region_set *set, cb_slice *s, size_t bytes)
+{
+    if (!set->spare || bytes > CB_SLICE_SPARE)
+        return -1;
+    /* The slice's own copy is stale (it is being copied out again). */
+    free(s->saved);
+    s->saved = set->spare;
+    s->cap = CB_SLICE_SPARE;
+    set->spare = NULL;
+    return 0;
 }
 
 int cb_slice_reserve(cb_slice *s, size_t bytes)

@@ -68,6 +68,7 @@ typedef struct cb_region_set {
     unsigned max;             /* <= CB_REGIONS_MAX */
     unsigned long long clock; /* occupancy stamps */
     size_t typical;           /* buffer bytes of the last slice copied out */
+    char *spare;              /* CB_SLICE_SPARE bytes for a copy-out malloc() refused */
     unsigned char fill;       /* fill what an occupant leaves with CB_REGION_FILL */
 } cb_region_set;
 
@@ -91,6 +92,14 @@ int cb_region_bind(cb_region_set *set, cb_stack_pool *pool, cb_slice *s);
 /* A finished tasklet leaves its region without a copy; a region nobody is
  * bound to any more goes back to the pool when the set has too many. */
 void cb_region_unbind(cb_region_set *set, cb_stack_pool *pool, cb_slice *s);
+
+/* The thread's spare slice buffer: made where failing is a MemoryError
+ * (a tasklet's prepare), so that copying a tasklet out, which cannot fail,
+ * survives one refused malloc(). -1 with errno = ENOMEM. */
+#define CB_SLICE_SPARE 16384u
+int cb_region_spare_make(cb_region_set *set);
+/* Gives s the spare buffer if it holds `bytes`: -1 if it cannot. */
+int cb_region_spare_take(cb_region_set *set, cb_slice *s, size_t bytes);
 
 /* Makes sure s->saved has room for `bytes`; -1 with errno = ENOMEM. */
 int cb_slice_reserve(cb_slice *s, size_t bytes);

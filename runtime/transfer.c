@@ -112,7 +112,13 @@ static void evict(cb_manager *m, cb_runstate *run)
     /* Usually the buffer reserved at prepare fits a first, packed copy
      * (tasklets of a thread tend to park alike); kept to size, as what a
      * parked tasklet keeps is its whole cost. */
-    if (cb_slice_reserve(s, need) < 0)
+    if (cb_slice_reserve(s, need) < 0 && s->warm && !CB_RUNNING_ON_VALGRIND) {
+        /* Out of memory: packed, a woken tasklet's copy usually fits the
+         * buffer its first, packed copy was sized to. */
+        s->warm = 0;
+        need = cb_slice_need(s, sp, top, head);
+    }
+    if (cb_slice_reserve(s, need) < 0 && cb_region_spare_take(&m->regions, s, need) < 0)
         Py_FatalError("carbon: out of memory saving a suspended tasklet's C stack");
     if (s->cap > need + CB_SLICE_TOLERANCE)
         cb_slice_fit(s, need);
@@ -359,9 +365,11 @@ int cb_transfer_prepare(cb_manager *m, cb_tasklet *t)
     /* Everything a switch into or away from t needs is allocated here, where
      * failing is a MemoryError: the slice buffer gets room for a typical
      * suspended stack (the last one copied out, and a little), so copying it
-     * out usually needs no allocation (a deeper one is reallocated then, and
-     * running out of memory at that point is fatal). */
-    if (!run || bounce_make(m) < 0) {
+     * out usually needs no allocation (a deeper one is reallocated then; if
+     * that fails, a woken tasklet's copy is packed, else it takes the
+     * thread's spare buffer, made here; only a copy-out past both, larger
+     * than the spare's 16 KiB, stops the process). */
+    if (!run || bounce_make(m) < 0 || cb_region_spare_make(&m->regions) < 0) {
         PyMem_Free(run);
         PyErr_SetString(PyExc_MemoryError, "cannot allocate a tasklet stack");
         return -1;
