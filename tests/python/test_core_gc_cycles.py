@@ -35,6 +35,17 @@ class Obj:
         self.v = v
 
 
+class CM:
+    """A context manager of our own: a with block keeps its __exit__ on the
+    frame's value stack."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
 def live_tasklets():
     return [t for t in s.get_thread_tasklets()[1:] if t.alive]
 
@@ -155,13 +166,6 @@ class UnreachableBlockedTests(CoreTestCase):
         self.check_collected(body, Obj())
 
     def test_in_a_with_block(self):
-        class CM:
-            def __enter__(self):
-                return self
-
-            def __exit__(self, *exc):
-                return False
-
         def body(ch, m):
             with m.v:
                 ch.receive()
@@ -400,13 +404,6 @@ class ForIterTests(CoreTestCase):
     def test_for_in_handlers(self):
         # The depth includes what try/except/with blocks keep on the stack:
         # the with block's __exit__, the exception being handled.
-        class CM:
-            def __enter__(self):
-                return self
-
-            def __exit__(self, *exc):
-                return False
-
         def body(log):
             with CM():
                 try:
@@ -736,13 +733,6 @@ class ReachableBlockedTests(CoreTestCase):
                 results.append(("gen finally",))
 
         def in_generators(ch, m):
-            class CM:
-                def __enter__(self):
-                    return self
-
-                def __exit__(self, *exc):
-                    return False
-
             with CM():
                 try:
                     raise ValueError(m)
