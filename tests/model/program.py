@@ -242,6 +242,27 @@ def run_model(prog):
             raise RuntimeErrorModel("dead")
         m.make_runnable(t, False)
 
+    def apply_state(op, current):
+        """The operations that only change state, alike in a tasklet and in
+        main (current None): True if `op` was one of them."""
+        k = op[0]
+        if k == "spawn":
+            if op[1] not in tasklets:
+                tasklets[op[1]] = MTasklet(op[1], body(op[1], prog["bodies"][op[1]]))
+                m.append(tasklets[op[1]])
+        elif k in ("close", "open"):
+            chans[op[1]].closing = k == "close"
+        elif k == "trap":
+            m.switch_trap += op[1]
+        elif k == "block_trap":
+            if current is None:
+                m.main_block_trap = op[1]
+            else:
+                current.block_trap = op[1]
+        else:
+            return False
+        return True
+
     def body(tid, ops):
         try:
             for op in ops:
@@ -255,10 +276,8 @@ def run_model(prog):
                         yield ("remove",)
                     elif k == "nested_run":
                         yield ("nested_run",)
-                    elif k == "spawn":
-                        if op[1] not in tasklets:
-                            tasklets[op[1]] = MTasklet(op[1], body(op[1], prog["bodies"][op[1]]))
-                            m.append(tasklets[op[1]])
+                    elif apply_state(op, m.current):
+                        pass
                     elif k == "send":
                         yield ("send", chans[op[1]], op[2])
                     elif k == "send_exc":
@@ -266,14 +285,6 @@ def run_model(prog):
                     elif k == "recv":
                         v = yield ("recv", chans[op[1]])
                         trace.append(("got", tid, v))
-                    elif k == "close":
-                        chans[op[1]].closing = True
-                    elif k == "open":
-                        chans[op[1]].closing = False
-                    elif k == "trap":
-                        m.switch_trap += op[1]
-                    elif k == "block_trap":
-                        m.current.block_trap = op[1]
                     else:
                         t = tasklets.get(op[1])
                         if t is None:
@@ -301,11 +312,8 @@ def run_model(prog):
     for op in prog["main"]:
         k = op[0]
         try:
-            if k == "spawn":
-                if op[1] not in tasklets:
-                    t = MTasklet(op[1], body(op[1], prog["bodies"][op[1]]))
-                    tasklets[op[1]] = t
-                    m.append(t)
+            if apply_state(op, None):
+                pass
             elif k == "run":
                 m.raise_(m.run_toplevel())
             elif k == "run_n":
@@ -316,14 +324,6 @@ def run_model(prog):
                 m.main_send(chans[op[1]], EXC)
             elif k == "recv":
                 trace.append(("main-got", "main", m.main_recv(chans[op[1]])))
-            elif k == "close":
-                chans[op[1]].closing = True
-            elif k == "open":
-                chans[op[1]].closing = False
-            elif k == "trap":
-                m.switch_trap += op[1]
-            elif k == "block_trap":
-                m.main_block_trap = op[1]
             else:
                 t = tasklets.get(op[1])
                 if t is None:
