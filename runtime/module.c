@@ -425,14 +425,15 @@ static PyObject *mod_get_stack_stats(PyObject *mod, PyObject *unused)
     cb_stack_get_stats(&s);
     for (unsigned i = 0; m && i < m->regions.n; i++)
         bound += m->regions.regions[i]->nbound;
-    return Py_BuildValue("{s:n,s:n,s:n,s:n,s:n,s:I,s:I,s:I,s:I,s:I,s:s}", "guarded",
+    return Py_BuildValue("{s:n,s:n,s:n,s:n,s:n,s:I,s:I,s:I,s:I,s:I,s:n,s:K,s:s}", "guarded",
                          (Py_ssize_t)s.guarded_live, "unguarded", (Py_ssize_t)s.slab_live,
                          "unguarded_free", (Py_ssize_t)s.slab_free, "guard_budget",
                          (Py_ssize_t)s.guard_budget, "slabs", (Py_ssize_t)s.slabs, "thread_live",
                          m ? m->pool.live : 0, "thread_cached", m ? m->pool.nfree : 0,
                          "thread_regions", m ? m->regions.n : 0, "thread_regions_max",
-                         m ? m->regions.max : 0, "thread_bound", bound, "switch",
-                         cb_ctx_backend());
+                         m ? m->regions.max : 0, "thread_bound", bound, "thread_slice_bytes",
+                         (Py_ssize_t)(m ? m->regions.last_len : 0), "thread_exchanges",
+                         m ? m->regions.exchanges : 0ULL, "switch", cb_ctx_backend());
 }
 
 static PyObject *mod_set_guarded_stacks(PyObject *mod, PyObject *arg)

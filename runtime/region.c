@@ -40,6 +40,8 @@ void cb_region_set_clear(cb_region_set *set, cb_stack_pool *pool)
 {
     free(set->spare);
     set->spare = NULL;
+    free(set->scratch);
+    set->scratch = NULL;
     for (unsigned i = set->n; i-- > 0;) {
         cb_region *r = set->regions[i];
         if (r->nbound == 0) {
@@ -156,6 +158,17 @@ int cb_region_spare_make(cb_region_set *set)
     if (!set->spare)
         set->spare = malloc(CB_SLICE_SPARE);
     if (!set->spare) {
+        errno = ENOMEM;
+        return -1;
+    }
+    return 0;
+}
+
+int cb_region_scratch_make(cb_region_set *set)
+{
+    if (!set->scratch)
+        set->scratch = malloc(CB_SLICE_SCRATCH);
+    if (!set->scratch) {
         errno = ENOMEM;
         return -1;
     }
@@ -307,21 +320,46 @@ static void take_stale(cb_region *r, char *lo)
     r->stale = NULL;
 }
 
-void cb_slice_copy_out(cb_region_set *set, cb_slice *s, char *sp, size_t head)
+static void copy_out_to(cb_region_set *set, cb_slice *s, char *sp, char *dst)
 {
     cb_region *r = s->region;
     char *top = r->stack->top;
 
     s->len = (size_t)(top - sp);
+    set->last_len = s->len;
     CB_ASAN_UNPOISON(sp, s->len); /* red zones of its frames: the copy reads them */
     s->packed = !keep_raw(s);
     if (s->packed)
-        pack((unsigned char *)s->saved + head, sp, s->len);
+        pack((unsigned char *)dst, sp, s->len);
     else
-        memcpy(s->saved + head, sp, s->len);
+        memcpy(dst, sp, s->len);
     s->resident = 0;
     r->occupant = NULL;
     leave_stale(set, r, sp);
+}
+
+void cb_slice_copy_out(cb_region_set *set, cb_slice *s, char *sp, size_t head)
+{
+    copy_out_to(set, s, sp, s->saved + head);
+}
+
+char *cb_slice_stash(cb_region_set *set, cb_slice *s, char *sp, size_t head)
+{
+    copy_out_to(set, s, sp, set->scratch + head);
+    return set->scratch;
+}
+
+void cb_slice_unstash(cb_region_set *set, cb_slice *s, cb_slice *in, size_t need)
+{
+    char *buf = in->saved;
+    size_t cap = in->cap;
+
+    memcpy(buf, set->scratch, need);
+    in->saved = s->saved;
+    in->cap = s->cap;
+    s->saved = buf;
+    s->cap = cap;
+    set->exchanges++;
 }
 
 void cb_slice_vacate(cb_region_set *set, cb_slice *s, char *sp)
@@ -364,4 +402,15 @@ void cb_slice_copy_in(cb_region_set *set, cb_slice *s, size_t head)
     s->resident = 1;
     s->fresh = 0;
     s->stamp = ++set->clock;
+}
+
+void cb_slice_prefetch(const cb_slice *s, size_t head)
+{
+    size_t n;
+
+    if (s->resident || s->fresh || !s->saved)
+        return;
+    n = head + s->len < s->cap ? head + s->len : s->cap;
+    for (size_t i = 0; i < n; i += 64)
+        __builtin_prefetch(s->saved + i, 0);
 }

@@ -69,6 +69,9 @@ typedef struct cb_region_set {
     unsigned long long clock; /* occupancy stamps */
     size_t typical;           /* buffer bytes of the last slice copied out */
     char *spare;              /* CB_SLICE_SPARE bytes for a copy-out malloc() refused */
+    char *scratch;            /* CB_SLICE_SCRATCH bytes: cb_slice_stash() */
+    size_t last_len;          /* stack bytes of the last slice copied out */
+    unsigned long long exchanges; /* copies out made through cb_slice_stash() */
     unsigned char fill;       /* fill what an occupant leaves with CB_REGION_FILL */
 } cb_region_set;
 
@@ -101,6 +104,10 @@ int cb_region_spare_make(cb_region_set *set);
 /* Gives s the spare buffer if it holds `bytes`: -1 if it cannot. */
 int cb_region_spare_take(cb_region_set *set, cb_slice *s, size_t bytes);
 
+/* The thread's scratch buffer (cb_slice_stash), made with the spare. */
+#define CB_SLICE_SCRATCH 16384u
+int cb_region_scratch_make(cb_region_set *set);
+
 /* Makes sure s->saved has room for `bytes`; -1 with errno = ENOMEM. */
 int cb_slice_reserve(cb_slice *s, size_t bytes);
 /* Shrinks s->saved to `bytes` if it is larger (kept as it is if that fails). */
@@ -116,6 +123,15 @@ size_t cb_slice_need(const cb_slice *s, const char *sp, const char *top, size_t 
  * records (room made by the caller: cb_slice_need) and marks the region
  * empty. */
 void cb_slice_copy_out(cb_region_set *set, cb_slice *s, char *sp, size_t head);
+/* Copying an occupant out when `in`, of the same region, is copied in: as
+ * cb_slice_copy_out, but to the thread's scratch buffer (`need` bytes,
+ * cb_slice_need, at most CB_SLICE_SCRATCH); the caller then copies `in` in
+ * and calls cb_slice_unstash(s, in), which moves the stashed bytes to the
+ * buffer `in` was copied in from (just read: in the cache) and swaps the
+ * two slices' buffers. A game loop's 10k tasklets: each wakeup writes one
+ * cold buffer fewer. Returns the scratch buffer (relink records go first). */
+char *cb_slice_stash(cb_region_set *set, cb_slice *s, char *sp, size_t head);
+void cb_slice_unstash(cb_region_set *set, cb_slice *s, cb_slice *in, size_t need);
 /* A finished occupant whose stack stopped at `sp` leaves its region
  * without a copy. */
 void cb_slice_vacate(cb_region_set *set, cb_slice *s, char *sp);
@@ -123,5 +139,9 @@ void cb_slice_vacate(cb_region_set *set, cb_slice *s, char *sp);
 void cb_slice_copy_in(cb_region_set *set, cb_slice *s, size_t head);
 /* Marks s the occupant of its region without a copy (a fresh tasklet). */
 void cb_slice_occupy(cb_region_set *set, cb_slice *s);
+/* A hint, no effect on state: s (saved bytes after `head`) may be copied
+ * in soon. Starts fetching its saved copy, and, for writing, the buffer its
+ * region's occupant would be copied out to. */
+void cb_slice_prefetch(const cb_slice *s, size_t head);
 
 #endif

@@ -129,6 +129,38 @@ static void evict(cb_manager *m, cb_runstate *run)
     cb_slice_copy_out(&m->regions, s, sp, head);
 }
 
+/* Copies the suspended `out` out of the region `in` is copied into, through
+ * the scratch buffer into the buffer `in` leaves (cb_slice_stash): only
+ * when that buffer fits out's copy as evict() would size it. 0 if done. */
+static void install(cb_manager *m, cb_runstate *run);
+
+static int exchange(cb_manager *m, cb_runstate *out, cb_runstate *in)
+{
+    cb_slice *s = &out->slice;
+    char *sp = cb_ctx_sp(&out->ctx);
+    char *top = s->region->stack->top;
+    size_t n, head, need;
+    char *buf;
+
+    if (in->slice.fresh || !m->regions.scratch)
+        return -1;
+    CB_ASAN_UNPOISON(sp, (size_t)(top - sp));
+    n = cb_frames_hide(&out->st.frame, sp, top, NULL);
+    head = n * sizeof(cb_relink);
+    need = cb_slice_need(s, sp, top, head);
+    if (need > CB_SLICE_SCRATCH || in->slice.cap < need ||
+        in->slice.cap > need + CB_SLICE_TOLERANCE)
+        return -1;
+    s->nrelink = (unsigned)n;
+    buf = cb_slice_stash(&m->regions, s, sp, head);
+    cb_frames_hide(&out->st.frame, sp, top, (cb_relink *)buf);
+    if (!s->warm)
+        m->regions.typical = need;
+    install(m, in);
+    cb_slice_unstash(&m->regions, s, &in->slice, need);
+    return 0;
+}
+
 /* Puts `run`'s C stack (or, never entered, its first context) in its region,
  * which nobody occupies. */
 static void install(cb_manager *m, cb_runstate *run)
@@ -242,9 +274,11 @@ static void *switch_in(cb_manager *m, cb_runstate *from, cb_runstate *to, cb_tra
             cb_ctx_switch_final(&from->ctx, &b->ctx, &req);
         return cb_ctx_switch(&from->ctx, &b->ctx, &req);
     }
-    if (r->occupant)
-        evict(m, slice_owner(r->occupant));
-    install(m, to);
+    if (!r->occupant || exchange(m, slice_owner(r->occupant), to) < 0) {
+        if (r->occupant)
+            evict(m, slice_owner(r->occupant));
+        install(m, to);
+    }
     if (final)
         cb_ctx_switch_final(&from->ctx, &to->ctx, x);
     return cb_ctx_switch(&from->ctx, &to->ctx, x);
@@ -369,7 +403,8 @@ int cb_transfer_prepare(cb_manager *m, cb_tasklet *t)
      * that fails, a woken tasklet's copy is packed, else it takes the
      * thread's spare buffer, made here; only a copy-out past both, larger
      * than the spare's 16 KiB, stops the process). */
-    if (!run || bounce_make(m) < 0 || cb_region_spare_make(&m->regions) < 0) {
+    if (!run || bounce_make(m) < 0 || cb_region_spare_make(&m->regions) < 0 ||
+        cb_region_scratch_make(&m->regions) < 0) {
         PyMem_Free(run);
         PyErr_SetString(PyExc_MemoryError, "cannot allocate a tasklet stack");
         return -1;
@@ -394,30 +429,55 @@ int cb_transfer_prepare(cb_manager *m, cb_tasklet *t)
 
 /* ---- the hand-off ------------------------------------------------------------------------- */
 
-static void prefetch_resume(const cb_tasklet *t)
+static void prefetch_lines(const void *p, size_t n)
 {
-    const cb_runstate *run;
-    const char *sp = NULL;
+    for (size_t i = 0; i < n; i += 64)
+        __builtin_prefetch((const char *)p + i);
+}
 
-    if (!t)
+/* Resuming a tasklet reads its object, its run state, its newest frames and
+ * its C stack (or its slice, and the run state and buffer of the tasklet
+ * its region is taken from): thousands of tasklets (a game loop's) do not
+ * fit in the caches. While one runs, the ones after it are fetched in
+ * stages, each stage's pointers read from what the stage before fetched
+ * (a chain of dependent misses in one go stalls the switch): the object of
+ * the third, the run state of the second, and what the next one's resume
+ * reads. Only a hint: the queue may change meanwhile. */
+static void prefetch_ahead(cb_manager *m, const cb_tasklet *n)
+{
+    cb_tasklet *a = cb_queue_next_of(m, (cb_tasklet *)n), *b, *c;
+    const cb_runstate *run;
+
+    if (!a)
         return;
-    __builtin_prefetch(t);
-    __builtin_prefetch((const char *)t + 64);
-    __builtin_prefetch((const char *)t + 128);
-    run = t->run;
+    b = cb_queue_next_of(m, a);
+    if (b) {
+        c = cb_queue_next_of(m, b);
+        if (c)
+            prefetch_lines(c, 192);
+        if (b->run)
+            prefetch_lines(b->run, sizeof *b->run);
+    }
+    run = a->run;
     if (!run)
         return;
-    __builtin_prefetch(run);
-    __builtin_prefetch((const char *)run + 64);
+    if (!run->slice.resident) {
+        /* Its stack is copied in from its slice; the occupant of its
+         * region is copied out (evict() reads its run state). */
+        const cb_slice *occ = run->slice.region ? run->slice.region->occupant : NULL;
+        cb_slice_prefetch(&run->slice, run->slice.nrelink * sizeof(cb_relink));
+        if (occ)
+            prefetch_lines(slice_owner((cb_slice *)occ), sizeof *run);
+    } else {
+        const char *sp = NULL;
 #ifndef CB_SWITCH_UCONTEXT
-    sp = run->ctx.sp;
+        sp = run->ctx.sp;
 #endif
-    if (sp)
-        for (int i = 0; i < 1024; i += 64)
-            __builtin_prefetch(sp + i);
+        if (sp)
+            prefetch_lines(sp, 1024);
+    }
     if (run->st.datastack_top)
-        for (int i = 1; i <= 4; i++)
-            __builtin_prefetch((const char *)run->st.datastack_top - 64 * i);
+        prefetch_lines((const char *)run->st.datastack_top - 256, 256);
 }
 
 cb_tasklet *cb_transfer_handoff(cb_manager *m, cb_tasklet *cur, cb_transfer *x)
@@ -438,9 +498,8 @@ cb_tasklet *cb_transfer_handoff(cb_manager *m, cb_tasklet *cur, cb_transfer *x)
         PyErr_Clear(); /* main will try again and raise it */
         return NULL;
     }
-    /* The tasklet after n runs next: start fetching what resuming it reads
-     * (its object, the top of its C stack, its newest frames) while n runs. */
-    prefetch_resume(cb_queue_next_of(m, n));
+    /* The tasklets after n run next. */
+    prefetch_ahead(m, n);
     /* What main's run_child() and loop would have counted. */
     main->times_switched_to++;
     m->switches++;
