@@ -16,14 +16,25 @@
 
 #include "frames.h"
 
+#if PY_VERSION_HEX >= 0x030C0000
 static int inside(const struct _PyInterpreterFrame *f, const char *lo, const char *hi)
 {
     return (const char *)f >= lo && (const char *)f < hi;
 }
+#endif
 
 size_t cb_frames_hide(struct _PyInterpreterFrame **head, const char *lo, const char *hi,
                       cb_relink *out)
 {
+#if PY_VERSION_HEX < 0x030C0000
+    /* Nothing to hide on 3.11 (above): walking would read a parked
+     * tasklet's frames for nothing on every copy out. */
+    (void)head;
+    (void)lo;
+    (void)hi;
+    (void)out;
+    return 0;
+#else
     struct _PyInterpreterFrame **slot = head;
     size_t n = 0;
 
@@ -46,6 +57,7 @@ size_t cb_frames_hide(struct _PyInterpreterFrame **head, const char *lo, const c
         slot = &f->previous;
     }
     return n;
+#endif
 }
 
 void cb_frames_unhide(const cb_relink *r, size_t n)
