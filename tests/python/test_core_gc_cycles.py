@@ -165,6 +165,30 @@ class UnreachableBlockedTests(CoreTestCase):
 
         self.check_collected(body, Obj())
 
+    def test_after_a_nested_channel_call(self):
+        # The channel callback of the blocking receive makes a channel call
+        # of its own (the nested record is kept apart: channel.c); the outer
+        # call's record is back when the tasklet blocks, so its frame's
+        # stack is still known and the tasklet collectable.
+        src = s.channel()
+        got = []
+
+        def sender():
+            src.send("nested")
+
+        def callback(chan, task, sending, willblock):
+            if chan is not src and willblock and not got:
+                got.append(src.receive())
+
+        s.tasklet(sender)()
+        s.run()
+        s.set_channel_callback(callback)
+        try:
+            self.check_collected(lambda ch, m: [m, m.v, ch.receive()], Obj())
+        finally:
+            s.set_channel_callback(None)
+        self.assertEqual(got, ["nested"])
+
     def test_in_a_with_block(self):
         def body(ch, m):
             with m.v:
