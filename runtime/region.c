@@ -166,8 +166,10 @@ int cb_region_spare_make(cb_region_set *set)
 
 int cb_region_scratch_make(cb_region_set *set)
 {
-    if (!set->scratch)
+    if (!set->scratch) {
         set->scratch = malloc(CB_SLICE_SCRATCH);
+        set->scratch_cap = set->scratch ? CB_SLICE_SCRATCH : 0;
+    }
     if (!set->scratch) {
         errno = ENOMEM;
         return -1;
@@ -343,23 +345,48 @@ void cb_slice_copy_out(cb_region_set *set, cb_slice *s, char *sp, size_t head)
     copy_out_to(set, s, sp, s->saved + head);
 }
 
-char *cb_slice_stash(cb_region_set *set, cb_slice *s, char *sp, size_t head)
+char *cb_slice_stash_buffer(cb_region_set *set, size_t need)
 {
-    copy_out_to(set, s, sp, set->scratch + head);
-    return set->scratch;
+    char *buf = set->scratch;
+
+    if (!buf || need > CB_SLICE_SCRATCH)
+        return NULL;
+    if (set->scratch_cap < need || set->scratch_cap > need + CB_SLICE_TOLERANCE) {
+        /* A slice of another size than the last: its contents do not
+         * matter, and a game loop's are all alike (no realloc once warm). */
+        char *p = realloc(buf, need);
+        if (p) {
+            set->scratch = buf = p;
+            set->scratch_cap = need;
+        } else if (set->scratch_cap < need) {
+            return NULL;
+        }
+    }
+    return buf;
 }
 
-void cb_slice_unstash(cb_region_set *set, cb_slice *s, cb_slice *in, size_t need)
+void cb_slice_stash(cb_region_set *set, cb_slice *s, char *sp, size_t head)
+{
+    char *buf = set->scratch;
+    size_t cap = set->scratch_cap;
+
+    copy_out_to(set, s, sp, buf + head);
+    set->scratch = s->saved;
+    set->scratch_cap = s->cap;
+    s->saved = buf;
+    s->cap = cap;
+    set->exchanges++;
+}
+
+void cb_slice_unstash(cb_region_set *set, cb_slice *in)
 {
     char *buf = in->saved;
     size_t cap = in->cap;
 
-    memcpy(buf, set->scratch, need);
-    in->saved = s->saved;
-    in->cap = s->cap;
-    s->saved = buf;
-    s->cap = cap;
-    set->exchanges++;
+    in->saved = set->scratch;
+    in->cap = set->scratch_cap;
+    set->scratch = buf;
+    set->scratch_cap = cap;
 }
 
 void cb_slice_vacate(cb_region_set *set, cb_slice *s, char *sp)

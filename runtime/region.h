@@ -69,7 +69,8 @@ typedef struct cb_region_set {
     unsigned long long clock; /* occupancy stamps */
     size_t typical;           /* buffer bytes of the last slice copied out */
     char *spare;              /* CB_SLICE_SPARE bytes for a copy-out malloc() refused */
-    char *scratch;            /* CB_SLICE_SCRATCH bytes: cb_slice_stash() */
+    char *scratch;            /* the thread's free slice buffer (cb_slice_stash), or NULL */
+    size_t scratch_cap;       /* bytes allocated at `scratch` */
     size_t last_len;          /* stack bytes of the last slice copied out */
     unsigned long long exchanges; /* copies out made through cb_slice_stash() */
     unsigned char fill;       /* fill what an occupant leaves with CB_REGION_FILL */
@@ -104,7 +105,8 @@ int cb_region_spare_make(cb_region_set *set);
 /* Gives s the spare buffer if it holds `bytes`: -1 if it cannot. */
 int cb_region_spare_take(cb_region_set *set, cb_slice *s, size_t bytes);
 
-/* The thread's scratch buffer (cb_slice_stash), made with the spare. */
+/* The thread's free slice buffer (cb_slice_stash): made at prepare with
+ * CB_SLICE_SCRATCH bytes if there is none; -1 with errno = ENOMEM. */
 #define CB_SLICE_SCRATCH 16384u
 int cb_region_scratch_make(cb_region_set *set);
 
@@ -123,15 +125,20 @@ size_t cb_slice_need(const cb_slice *s, const char *sp, const char *top, size_t 
  * records (room made by the caller: cb_slice_need) and marks the region
  * empty. */
 void cb_slice_copy_out(cb_region_set *set, cb_slice *s, char *sp, size_t head);
-/* Copying an occupant out when `in`, of the same region, is copied in: as
- * cb_slice_copy_out, but to the thread's scratch buffer (`need` bytes,
- * cb_slice_need, at most CB_SLICE_SCRATCH); the caller then copies `in` in
- * and calls cb_slice_unstash(s, in), which moves the stashed bytes to the
- * buffer `in` was copied in from (just read: in the cache) and swaps the
- * two slices' buffers. A game loop's 10k tasklets: each wakeup writes one
- * cold buffer fewer. Returns the scratch buffer (relink records go first). */
-char *cb_slice_stash(cb_region_set *set, cb_slice *s, char *sp, size_t head);
-void cb_slice_unstash(cb_region_set *set, cb_slice *s, cb_slice *in, size_t need);
+/* Copying an occupant out when `in`, of the same region, is copied in
+ * next (a game loop's every wakeup): the copy goes to the thread's free
+ * buffer instead of the occupant's own. cb_slice_stash_buffer() makes the
+ * free buffer `need` bytes (cb_slice_need) unless it is within
+ * CB_SLICE_TOLERANCE of that and returns it (the caller puts the relink
+ * records first), or NULL: nothing changed, copy out as usual.
+ * cb_slice_stash() then copies s out to it (as cb_slice_copy_out) and s
+ * takes it; s's own buffer becomes the free one. Once `in` is copied in,
+ * cb_slice_unstash(in) swaps in's buffer, just read and in the cache, with
+ * the free one. So every wakeup writes to a buffer in the cache rather than
+ * to a cold one, and each tasklet still holds one buffer, resident or not. */
+char *cb_slice_stash_buffer(cb_region_set *set, size_t need);
+void cb_slice_stash(cb_region_set *set, cb_slice *s, char *sp, size_t head);
+void cb_slice_unstash(cb_region_set *set, cb_slice *in);
 /* A finished occupant whose stack stopped at `sp` leaves its region
  * without a copy. */
 void cb_slice_vacate(cb_region_set *set, cb_slice *s, char *sp);

@@ -129,9 +129,12 @@ static void evict(cb_manager *m, cb_runstate *run)
     cb_slice_copy_out(&m->regions, s, sp, head);
 }
 
-/* Copies the suspended `out` out of the region `in` is copied into, through
- * the scratch buffer into the buffer `in` leaves (cb_slice_stash): only
- * when that buffer fits out's copy as evict() would size it. 0 if done. */
+/* Copies the suspended `out` out of the region `in` is copied into, into
+ * the thread's free buffer rather than out's own (cb_slice_stash), then `in`
+ * in: -1 (nothing done) if `in` never ran or the free buffer cannot be had.
+ * Measured on the game loop (10k tasklets, 16 regions, thread CPU time per
+ * wakeup): 180 -> 170 ns with a copy through a scratch buffer into the
+ * buffer `in` leaves, ~7 ns less again without that third copy. */
 static void install(cb_manager *m, cb_runstate *run);
 
 static int exchange(cb_manager *m, cb_runstate *out, cb_runstate *in)
@@ -142,22 +145,24 @@ static int exchange(cb_manager *m, cb_runstate *out, cb_runstate *in)
     size_t n, head, need;
     char *buf;
 
-    if (in->slice.fresh || !m->regions.scratch)
+    if (in->slice.fresh)
         return -1;
     CB_ASAN_UNPOISON(sp, (size_t)(top - sp));
     n = cb_frames_hide(&out->st.frame, sp, top, NULL);
     head = n * sizeof(cb_relink);
     need = cb_slice_need(s, sp, top, head);
-    if (need > CB_SLICE_SCRATCH || in->slice.cap < need ||
-        in->slice.cap > need + CB_SLICE_TOLERANCE)
+    buf = cb_slice_stash_buffer(&m->regions, need);
+    if (!buf)
         return -1;
     s->nrelink = (unsigned)n;
-    buf = cb_slice_stash(&m->regions, s, sp, head);
+    /* Before the copy: on 3.12+ the chain runs through entry frames on the
+     * stack, which the copy leaves filled or poisoned. */
     cb_frames_hide(&out->st.frame, sp, top, (cb_relink *)buf);
     if (!s->warm)
         m->regions.typical = need;
+    cb_slice_stash(&m->regions, s, sp, head);
     install(m, in);
-    cb_slice_unstash(&m->regions, s, &in->slice, need);
+    cb_slice_unstash(&m->regions, &in->slice);
     return 0;
 }
 

@@ -9,7 +9,7 @@ import sys
 import unittest
 
 import scheduler as s
-from core_support import CoreTestCase, PY
+from core_support import CoreTestCase, describe, run_python
 
 N = 120  # more than a thread's regions (16): tasklets share them
 
@@ -138,6 +138,45 @@ class ExchangeTests(CoreTestCase):
         s.run()
         self.assertEqual(got, {i: [(0, i), (1, i), "stop %d" % i] for i in range(N)})
         self.assertTrue(all(not t.alive for t in ts))
+
+    def test_in_a_child_with_few_regions(self):
+        # Four regions and CARBON_STACK_REGIONS set (what a tasklet leaves in
+        # a region is filled with 0xdb): tasklets blocked under C calls
+        # (3.12+: entry frames on the C stack, linked from heap frames) are
+        # copied out while others come in; the chain is rewritten before the
+        # copy, never read from a filled region.
+        proc = run_python(r'''
+            import scheduler as s
+            ch = s.channel()
+            ch.preference = 0
+            got = []
+
+            def key(x):
+                got.append(ch.receive())
+                return x
+
+            def member(i):
+                while True:
+                    out = list(map(lambda x: sorted([x, -x], key=key), [i + 1]))
+                    assert out == [[-(i + 1), i + 1]], out
+                    if got[-1] is None:
+                        return
+
+            ts = [s.tasklet(member)(i) for i in range(40)]
+            s.run()
+            for f in range(6):
+                while ch.balance < 0:
+                    ch.send(f)
+                s.run()
+            while any(t.alive for t in ts):
+                ch.send(None)
+                s.run()
+            stats = s.get_stack_stats()
+            print("ok", len(got), stats["thread_exchanges"] > 40, flush=True)
+        ''', env={"CARBON_STACK_REGIONS": "4"})
+        self.assertEqual(proc.returncode, 0, describe(proc))
+        self.assertIn("ok", proc.stdout, describe(proc))
+        self.assertIn(" True", proc.stdout, describe(proc))
 
 
 if __name__ == "__main__":
