@@ -3,6 +3,7 @@
 #include "frames.h"
 #include "preempt.h"
 #include "region.h"
+#include "rootchunk.h"
 #include "sanitizer.h"
 
 /* ---- the release list ------------------------------------------------------------- */
@@ -105,6 +106,7 @@ static void evict(cb_manager *m, cb_runstate *run)
     /* Its frames' red zones are poisoned for AddressSanitizer: the copy
      * reads them. */
     CB_ASAN_UNPOISON(sp, (size_t)(top - sp));
+    cb_rootchunk_note(&m->rootchunk, &run->st); /* what its frames take, parked */
     n = cb_frames_hide(&run->st.frame, sp, top, NULL);
     head = n * sizeof(cb_relink);
     need = cb_slice_need(s, sp, top, head);
@@ -355,12 +357,14 @@ static void tasklet_entry(void *arg)
 
 /* The run state and the root chunk of the frame data stack share one heap
  * block: [cb_runstate | root chunk]. Python frames are pointed at from frame
- * objects, generators and tracebacks, so they never live on the C stack. */
+ * objects, generators and tracebacks, so they never live on the C stack. The
+ * chunk is as big as the thread's parked tasklets' frames (rootchunk.h). */
 #define RUN_BYTES ((sizeof(cb_runstate) + 15) & ~(size_t)15)
 
 int cb_transfer_prepare(cb_manager *m, cb_tasklet *t)
 {
-    cb_runstate *run = PyMem_Malloc(RUN_BYTES + CB_ROOT_CHUNK_SIZE);
+    size_t chunk = cb_rootchunk_size(&m->rootchunk);
+    cb_runstate *run = PyMem_Malloc(RUN_BYTES + chunk);
 
     /* Everything a switch into or away from t needs is allocated here, where
      * failing is a MemoryError: the slice buffer gets room for a typical
@@ -384,7 +388,7 @@ int cb_transfer_prepare(cb_manager *m, cb_tasklet *t)
         return -1;
     }
     /* Its context is made when it first enters its region (install). */
-    cb_pystate_init_new(&run->st, (char *)run + RUN_BYTES, CB_ROOT_CHUNK_SIZE,
+    cb_pystate_init_new(&run->st, (char *)run + RUN_BYTES, chunk,
                         run->slice.region->stack->size, &run->exc_state);
     t->stack = run->slice.region->stack;
     t->run = run;
