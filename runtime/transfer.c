@@ -1,5 +1,8 @@
 /* The switch mechanism (transfer.h). */
 #include "transfer.h"
+
+#include <errno.h>
+
 #include "frames.h"
 #include "preempt.h"
 #include "region.h"
@@ -93,42 +96,117 @@ static cb_runstate *slice_owner(cb_slice *s)
     return (cb_runstate *)((char *)s - offsetof(cb_runstate, slice));
 }
 
-/* Copies the suspended `run`'s C stack out of its region. Its frame chain
- * first stops leading into the region (frames.h); its saved innermost frame
- * stays readable. No Python code runs here. */
-static void evict(cb_manager *m, cb_runstate *run)
+/* Bytes `run`'s slice buffer needs to copy its suspended C stack out of its
+ * region; `*n`: the relink records that takes (frames.h). */
+static size_t evict_need(cb_runstate *run, size_t *n)
 {
     cb_slice *s = &run->slice;
     char *sp = cb_ctx_sp(&run->ctx);
     char *top = s->region->stack->top;
-    size_t n, head, need;
 
     /* Its frames' red zones are poisoned for AddressSanitizer: the copy
      * reads them. */
     CB_ASAN_UNPOISON(sp, (size_t)(top - sp));
-    cb_rootchunk_note(&m->rootchunk, &run->st); /* what its frames take, parked */
-    n = cb_frames_hide(&run->st.frame, sp, top, NULL);
-    head = n * sizeof(cb_relink);
-    need = cb_slice_need(s, sp, top, head);
+    *n = cb_frames_hide(&run->st.frame, sp, top, NULL);
+    return cb_slice_need(s, sp, top, *n * sizeof(cb_relink));
+}
 
-    /* Usually the buffer reserved at prepare fits a first, packed copy
-     * (tasklets of a thread tend to park alike); kept to size, as what a
-     * parked tasklet keeps is its whole cost. */
-    if (cb_slice_reserve(s, need) < 0 && s->warm && !CB_RUNNING_ON_VALGRIND) {
-        /* Out of memory: packed, a woken tasklet's copy usually fits the
-         * buffer its first, packed copy was sized to. */
-        s->warm = 0;
-        need = cb_slice_need(s, sp, top, head);
-    }
-    if (cb_slice_reserve(s, need) < 0 && cb_region_spare_take(&m->regions, s, need) < 0)
-        Py_FatalError("carbon: out of memory saving a suspended tasklet's C stack");
+/* Copies it out, its buffer holding `need` bytes. Its frame chain first stops
+ * leading into the region (frames.h); its saved innermost frame stays
+ * readable. No Python code runs here. */
+static void evict_copy(cb_manager *m, cb_runstate *run, size_t n, size_t need)
+{
+    cb_slice *s = &run->slice;
+    char *sp = cb_ctx_sp(&run->ctx);
+
+    cb_rootchunk_note(&m->rootchunk, &run->st); /* what its frames take, parked */
     if (s->cap > need + CB_SLICE_TOLERANCE)
         cb_slice_fit(s, need);
     s->nrelink = (unsigned)n;
-    cb_frames_hide(&run->st.frame, sp, top, (cb_relink *)s->saved);
+    cb_frames_hide(&run->st.frame, sp, s->region->stack->top, (cb_relink *)s->saved);
     if (!s->warm)
         m->regions.typical = need;
-    cb_slice_copy_out(&m->regions, s, sp, head);
+    cb_slice_copy_out(&m->regions, s, sp, n * sizeof(cb_relink));
+}
+
+/* Room for `need` bytes, else (a woken tasklet's copy is kept raw) for its
+ * packed form, which usually fits the buffer its first, packed copy was
+ * sized to. -1 with nothing changed but that form (`need`: its size). */
+static int evict_reserve(cb_runstate *run, size_t n, size_t *need)
+{
+    cb_slice *s = &run->slice;
+    char *sp;
+
+    if (cb_slice_reserve(s, *need) == 0)
+        return 0;
+    if (!s->warm || CB_RUNNING_ON_VALGRIND)
+        return -1;
+    sp = cb_ctx_sp(&run->ctx);
+    s->warm = 0;
+    *need = cb_slice_need(s, sp, s->region->stack->top, n * sizeof(cb_relink));
+    return cb_slice_reserve(s, *need); /* on failure it stays packed: smaller */
+}
+
+/* Copies the suspended `run`'s C stack out of its region, in a switch: it
+ * cannot fail. Usually the buffer reserved at prepare fits a first, packed
+ * copy (tasklets of a thread tend to park alike); kept to size, as what a
+ * parked tasklet keeps is its whole cost. If malloc() refuses, the thread's
+ * spare buffer is taken; cb_transfer_make_room() made sure beforehand that
+ * it, or the slice's own buffer, holds what this copy needs. */
+static void evict(cb_manager *m, cb_runstate *run)
+{
+    size_t n, need = evict_need(run, &n);
+
+    if (evict_reserve(run, n, &need) < 0 &&
+        cb_region_spare_take(&m->regions, &run->slice, need) < 0)
+        Py_FatalError("carbon: out of memory saving a suspended tasklet's C stack");
+    evict_copy(m, run, n, need);
+}
+
+/* What may still run on the current tasklet's stack before its switch away
+ * (the switch's own frames, from a safe point down to cb_ctx_switch). */
+#define ROOM_MARGIN 4096u
+
+int cb_transfer_make_room_slow(cb_manager *m, cb_tasklet *to)
+{
+    cb_slice *s = &to->run->slice, *occ = s->region->occupant;
+    cb_slice *cur = m->current->run ? &m->current->run->slice : NULL;
+    size_t n, need;
+
+    if (cb_region_spare_make(&m->regions) < 0) /* the one a copy-out may take */
+        return -1;
+    if (!occ)
+        return 0;
+    if (occ != cur) {
+        /* A suspended occupant: copied out now, where failing changes
+         * nothing, rather than in the switch. */
+        cb_runstate *run = slice_owner(occ);
+        need = evict_need(run, &n);
+        if (evict_reserve(run, n, &need) < 0) {
+            errno = ENOMEM;
+            return -1;
+        }
+        evict_copy(m, run, n, need);
+        return 0;
+    }
+    /* The running tasklet itself will be copied out (through the bounce
+     * context): its size is not known yet, but it is at most what lies above
+     * here and the margin, plus a relink record per 64 bytes (one per entry
+     * frame, each on an eval loop's C frame), the packed form's bitmap and
+     * slack. */
+    {
+        char *here = (char *)__builtin_frame_address(0);
+        char *top = s->region->stack->top;
+        size_t len, bound;
+
+        if (here < s->region->stack->lo || here >= top)
+            return 0;
+        len = (size_t)(top - here) + ROOM_MARGIN;
+        bound = len + len / 4 + len / 64 + 64;
+        if (bound <= occ->cap || bound <= CB_SLICE_SPARE)
+            return 0; /* its buffer or the spare (made above) holds it */
+        return cb_slice_reserve(occ, bound);
+    }
 }
 
 /* Puts `run`'s C stack (or, never entered, its first context) in its region,
@@ -369,10 +447,8 @@ int cb_transfer_prepare(cb_manager *m, cb_tasklet *t)
     /* Everything a switch into or away from t needs is allocated here, where
      * failing is a MemoryError: the slice buffer gets room for a typical
      * suspended stack (the last one copied out, and a little), so copying it
-     * out usually needs no allocation (a deeper one is reallocated then; if
-     * that fails, a woken tasklet's copy is packed, else it takes the
-     * thread's spare buffer, made here; only a copy-out past both, larger
-     * than the spare's 16 KiB, stops the process). */
+     * out usually needs no allocation (a deeper one is reallocated then;
+     * cb_transfer_make_room() sees to it that this cannot fail). */
     if (!run || bounce_make(m) < 0 || cb_region_spare_make(&m->regions) < 0) {
         PyMem_Free(run);
         PyErr_SetString(PyExc_MemoryError, "cannot allocate a tasklet stack");
@@ -442,6 +518,8 @@ cb_tasklet *cb_transfer_handoff(cb_manager *m, cb_tasklet *cur, cb_transfer *x)
         PyErr_Clear(); /* main will try again and raise it */
         return NULL;
     }
+    if (cb_transfer_make_room(m, n) < 0)
+        return NULL; /* the same */
     /* The tasklet after n runs next: start fetching what resuming it reads
      * (its object, the top of its C stack, its newest frames) while n runs. */
     prefetch_resume(cb_queue_next_of(m, n));

@@ -536,7 +536,7 @@ def parse(argv):
     ap.add_argument("--no-build", action="store_true", help="never build, fail instead")
     ap.add_argument("--only", help="comma-separated workload names or prefixes "
                     "(pingpong, sched10, sched1000, spawn_main, spawn_tasklet, fanin, gameloop, "
-                    "mem10k, mem100k, mem1m, switch, tick; 'timed', 'memory', 'c'; "
+                    "mem10k, mem100k, mem1m, mem100k_d10, switch, tick; 'timed', 'memory', 'c'; "
                     "'net': the echo servers of docs/performance.md, only when named)")
     ap.add_argument("--impl", help="comma-separated implementations (ours, greenlet, greenlet-chan, asyncio)")
     ap.add_argument("--reps", type=int, help="processes per (workload, implementation)")
