@@ -275,6 +275,59 @@ s.run()
 print("works", sum(t.alive for t in ts), s.getruncount(), flush=True)
 """
 
+# The same copy-out when a tasklet that blocks hands the control straight to
+# the next one (cb_transfer_handoff): the hand-off declines and the main
+# tasklet's run raises. Two regions, so that the blocking tasklet is not the
+# one copied out.
+COPY_OUT_REFUSED_HANDOFF = r"""
+import resource, scheduler as s
+
+LEVELS = 400
+ch = s.channel()
+got = []
+
+def vmsize():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[0]) * 4096
+
+def dive(k, then):
+    if k:
+        return sum(map(lambda j: dive(j, then), [k - 1]))  # C re-entry each level
+    return then()
+
+def hands_off():
+    s.schedule_remove()  # started (in the second region) before the limit
+    got.append("a")
+    s.schedule_remove()  # main runs its queue: T is handed the control directly
+    got.append("a again")
+
+def other():
+    got.append("t")
+
+# 3. Two regions: D parks deep in the first, A runs in the second and blocks,
+#    handing off to T, bound to D's region (its occupant is the older one).
+deep = s.tasklet(dive)(LEVELS, ch.receive)
+s.run()
+a = s.tasklet(hands_off)()
+s.run()
+a.insert()
+t = s.tasklet(other)()
+soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+resource.setrlimit(resource.RLIMIT_AS, (vmsize() + (64 << 10), hard))
+try:
+    s.run()
+    r = "ran"
+except MemoryError as e:
+    r = str(e)
+resource.setrlimit(resource.RLIMIT_AS, (hard, hard))
+print("handoff", r, got, t.alive, s.get_stack_stats()["thread_regions"], flush=True)
+s.run()
+a.insert()
+s.run()
+ch.send(1)
+print("again", got, t.alive, a.alive, deep.alive, s.getruncount(), flush=True)
+"""
+
 
 class ChildLimitTests(CoreTestCase):
 
@@ -295,6 +348,12 @@ class ChildLimitTests(CoreTestCase):
             "again ['other'] False",
             "nested [\"cannot save a suspended tasklet's stack\"] ['other', 'waited'] False",
             "works 0 1"])
+        proc = run_python(COPY_OUT_REFUSED_HANDOFF, timeout=120,
+                          env={"CARBON_STACK_REGIONS": "2", "MALLOC_MMAP_THRESHOLD_": "65536"})
+        self.check_child(proc)
+        self.assertChildLines(proc, [
+            "handoff cannot save a suspended tasklet's stack ['a'] True 2",
+            "again ['a', 't', 'a again'] False False False 1"])
 
     def test_memory_error_then_recovery(self):
         proc = self.check_child(self.results["memory_error_and_recovery"])
