@@ -1,7 +1,8 @@
 /* Frame data-stack chunks without a system call each.
  *
- * A tasklet's Python frames live in a small root chunk of its own (384 bytes,
- * pystate.h: what a parked tasklet keeps is its whole cost). A tasklet that
+ * A tasklet's Python frames live in a small root chunk of its own (384 bytes
+ * or what its parked siblings' frames took, rootchunk.h: what a parked
+ * tasklet keeps is its whole cost). A tasklet that
  * goes deeper gets a 16 KiB chunk from CPython, which takes it from the
  * arena allocator (mmap) and gives it back (munmap) as soon as the frame at
  * its base returns: a tasklet calling across that boundary in a loop would

@@ -15,6 +15,7 @@
 
 #include "pystate.h"
 #include "region.h"
+#include "rootchunk.h"
 #include "stack.h"
 #include "switch.h"
 
@@ -145,6 +146,7 @@ struct cb_manager {
     cb_tasklet *all;               /* every tasklet of the thread */
     cb_stack_pool pool;            /* C stacks of the regions */
     cb_region_set regions;         /* where tasklets run (region.h) */
+    cb_rootchunk rootchunk;        /* new tasklets' root frame chunk size (rootchunk.h) */
     void *bounce;                  /* transfer.c: the stack-copy context */
     cb_tasklet *gc_owner;          /* borrowed: the non-main tasklet a running
                                       collection started in (module.c), or NULL */

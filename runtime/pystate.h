@@ -57,10 +57,6 @@ static inline int cb_is_finalizing(void)
 #endif
 }
 
-/* Bytes of a new tasklet's root frame chunk (in its run state's heap block).
- * Frames beyond it go to chunks CPython allocates itself (16 KiB or more). */
-#define CB_ROOT_CHUNK_SIZE 384u
-
 typedef struct cb_pystate {
     /* The innermost frame while suspended (saved at switch-out; NULL when the
      * tasklet has none). Everything that inspects a suspended tasklet's frames

@@ -265,6 +265,10 @@ static int run_child(cb_manager *m, cb_tasklet *c)
 
     if (!c->started && !c->is_main && cb_transfer_prepare(m, c) < 0)
         return -1;
+    if (cb_transfer_make_room(m, c) < 0) {
+        PyErr_SetString(PyExc_MemoryError, "cannot save a suspended tasklet's stack");
+        return -1;
+    }
     Py_XINCREF(old); /* to put back if no switch happens */
     cb_transfer_hold(&x, (PyObject *)c->parent); /* may be the last reference to it */
     c->parent = (cb_tasklet *)Py_NewRef(p);

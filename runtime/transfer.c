@@ -1,8 +1,12 @@
 /* The switch mechanism (transfer.h). */
 #include "transfer.h"
+
+#include <errno.h>
+
 #include "frames.h"
 #include "preempt.h"
 #include "region.h"
+#include "rootchunk.h"
 #include "sanitizer.h"
 
 /* ---- the release list ------------------------------------------------------------- */
@@ -92,41 +96,123 @@ static cb_runstate *slice_owner(cb_slice *s)
     return (cb_runstate *)((char *)s - offsetof(cb_runstate, slice));
 }
 
-/* Copies the suspended `run`'s C stack out of its region. Its frame chain
- * first stops leading into the region (frames.h); its saved innermost frame
- * stays readable. No Python code runs here. */
-static void evict(cb_manager *m, cb_runstate *run)
+/* Bytes `run`'s slice buffer needs to copy its suspended C stack out of its
+ * region; `*n`: the relink records that takes (frames.h). */
+static size_t evict_need(cb_runstate *run, size_t *n)
 {
     cb_slice *s = &run->slice;
     char *sp = cb_ctx_sp(&run->ctx);
     char *top = s->region->stack->top;
-    size_t n, head, need;
 
     /* Its frames' red zones are poisoned for AddressSanitizer: the copy
      * reads them. */
     CB_ASAN_UNPOISON(sp, (size_t)(top - sp));
-    n = cb_frames_hide(&run->st.frame, sp, top, NULL);
-    head = n * sizeof(cb_relink);
-    need = cb_slice_need(s, sp, top, head);
+    *n = cb_frames_hide(&run->st.frame, sp, top, NULL);
+    return cb_slice_need(s, sp, top, *n * sizeof(cb_relink));
+}
 
-    /* Usually the buffer reserved at prepare fits a first, packed copy
-     * (tasklets of a thread tend to park alike); kept to size, as what a
-     * parked tasklet keeps is its whole cost. */
-    if (cb_slice_reserve(s, need) < 0 && s->warm && !CB_RUNNING_ON_VALGRIND) {
-        /* Out of memory: packed, a woken tasklet's copy usually fits the
-         * buffer its first, packed copy was sized to. */
-        s->warm = 0;
-        need = cb_slice_need(s, sp, top, head);
-    }
-    if (cb_slice_reserve(s, need) < 0 && cb_region_spare_take(&m->regions, s, need) < 0)
-        Py_FatalError("carbon: out of memory saving a suspended tasklet's C stack");
+/* Copies it out, its buffer holding `need` bytes. Its frame chain first stops
+ * leading into the region (frames.h); its saved innermost frame stays
+ * readable. No Python code runs here. */
+static void evict_copy(cb_manager *m, cb_runstate *run, size_t n, size_t need)
+{
+    cb_slice *s = &run->slice;
+    char *sp = cb_ctx_sp(&run->ctx);
+
+    cb_rootchunk_note(&m->rootchunk, &run->st); /* what its frames take, parked */
     if (s->cap > need + CB_SLICE_TOLERANCE)
         cb_slice_fit(s, need);
     s->nrelink = (unsigned)n;
-    cb_frames_hide(&run->st.frame, sp, top, (cb_relink *)s->saved);
+    cb_frames_hide(&run->st.frame, sp, s->region->stack->top, (cb_relink *)s->saved);
     if (!s->warm)
         m->regions.typical = need;
-    cb_slice_copy_out(&m->regions, s, sp, head);
+    cb_slice_copy_out(&m->regions, s, sp, n * sizeof(cb_relink));
+}
+
+/* Room for `need` bytes, else (a woken tasklet's copy is kept raw) for its
+ * packed form, which usually fits the buffer its first, packed copy was
+ * sized to. -1 with nothing changed but that form (`need`: its size). */
+static int evict_reserve(cb_runstate *run, size_t n, size_t *need)
+{
+    cb_slice *s = &run->slice;
+    char *sp;
+
+    if (cb_slice_reserve(s, *need) == 0)
+        return 0;
+    if (!s->warm || CB_RUNNING_ON_VALGRIND)
+        return -1;
+    sp = cb_ctx_sp(&run->ctx);
+    s->warm = 0;
+    *need = cb_slice_need(s, sp, s->region->stack->top, n * sizeof(cb_relink));
+    return cb_slice_reserve(s, *need); /* on failure it stays packed: smaller */
+}
+
+/* Copies the suspended `run`'s C stack out of its region, in a switch: it
+ * cannot fail. Usually the buffer reserved at prepare fits a first, packed
+ * copy (tasklets of a thread tend to park alike); kept to size, as what a
+ * parked tasklet keeps is its whole cost. If malloc() refuses, the thread's
+ * spare buffer is taken; cb_transfer_make_room() made sure beforehand that
+ * it, or the slice's own buffer, holds what this copy needs. */
+static void evict(cb_manager *m, cb_runstate *run)
+{
+    size_t n, need = evict_need(run, &n);
+
+    if (evict_reserve(run, n, &need) < 0 &&
+        cb_region_spare_take(&m->regions, &run->slice, need) < 0)
+        Py_FatalError("carbon: out of memory saving a suspended tasklet's C stack");
+    evict_copy(m, run, n, need);
+}
+
+/* What may still run on the current tasklet's stack before its switch away
+ * (the switch's own frames, from a safe point down to cb_ctx_switch). */
+#define ROOM_MARGIN 4096u
+
+int cb_transfer_make_room_slow(cb_manager *m, cb_tasklet *to)
+{
+    cb_slice *s = &to->run->slice, *occ = s->region->occupant;
+    cb_slice *cur = m->current->run ? &m->current->run->slice : NULL;
+    size_t n, need;
+
+    if (cb_region_spare_make(&m->regions) < 0) /* the one a copy-out may take */
+        return -1;
+    if (!occ)
+        return 0;
+    if (occ != cur) {
+        /* A suspended occupant: copied out now, where failing changes
+         * nothing, rather than in the switch; unless the switch's exchange()
+         * will copy it to the thread's free buffer, which is made to hold it
+         * here (a game loop's every wakeup; if the buffer is resized by
+         * another exchange meanwhile and that fails, the switch's plain copy
+         * takes the spare, which holds as much as the free buffer can). */
+        cb_runstate *run = slice_owner(occ);
+        need = evict_need(run, &n);
+        if (!s->fresh && cb_slice_stash_buffer(&m->regions, need))
+            return 0;
+        if (evict_reserve(run, n, &need) < 0) {
+            errno = ENOMEM;
+            return -1;
+        }
+        evict_copy(m, run, n, need);
+        return 0;
+    }
+    /* The running tasklet itself will be copied out (through the bounce
+     * context): its size is not known yet, but it is at most what lies above
+     * here and the margin, plus a relink record per 64 bytes (one per entry
+     * frame, each on an eval loop's C frame), the packed form's bitmap and
+     * slack. */
+    {
+        char *here = (char *)__builtin_frame_address(0);
+        char *top = s->region->stack->top;
+        size_t len, bound;
+
+        if (here < s->region->stack->lo || here >= top)
+            return 0;
+        len = (size_t)(top - here) + ROOM_MARGIN;
+        bound = len + len / 4 + len / 64 + 64;
+        if (bound <= occ->cap || bound <= CB_SLICE_SPARE)
+            return 0; /* its buffer or the spare (made above) holds it */
+        return cb_slice_reserve(occ, bound);
+    }
 }
 
 /* Copies the suspended `out` out of the region `in` is copied into, into
@@ -161,6 +247,7 @@ static int exchange(cb_manager *m, cb_runstate *out, cb_runstate *in)
     cb_frames_hide(&out->st.frame, sp, top, (cb_relink *)buf);
     if (!s->warm)
         m->regions.typical = need;
+    cb_rootchunk_note(&m->rootchunk, &out->st); /* what its frames take, parked */
     cb_slice_stash(&m->regions, s, sp, head);
     install(m, in);
     cb_slice_unstash(&m->regions, &in->slice);
@@ -395,20 +482,20 @@ static void tasklet_entry(void *arg)
 
 /* The run state and the root chunk of the frame data stack share one heap
  * block: [cb_runstate | root chunk]. Python frames are pointed at from frame
- * objects, generators and tracebacks, so they never live on the C stack. */
+ * objects, generators and tracebacks, so they never live on the C stack. The
+ * chunk is as big as the thread's parked tasklets' frames (rootchunk.h). */
 #define RUN_BYTES ((sizeof(cb_runstate) + 15) & ~(size_t)15)
 
 int cb_transfer_prepare(cb_manager *m, cb_tasklet *t)
 {
-    cb_runstate *run = PyMem_Malloc(RUN_BYTES + CB_ROOT_CHUNK_SIZE);
+    size_t chunk = cb_rootchunk_size(&m->rootchunk);
+    cb_runstate *run = PyMem_Malloc(RUN_BYTES + chunk);
 
     /* Everything a switch into or away from t needs is allocated here, where
      * failing is a MemoryError: the slice buffer gets room for a typical
      * suspended stack (the last one copied out, and a little), so copying it
-     * out usually needs no allocation (a deeper one is reallocated then; if
-     * that fails, a woken tasklet's copy is packed, else it takes the
-     * thread's spare buffer, made here; only a copy-out past both, larger
-     * than the spare's 16 KiB, stops the process). */
+     * out usually needs no allocation (a deeper one is reallocated then;
+     * cb_transfer_make_room() sees to it that this cannot fail). */
     if (!run || bounce_make(m) < 0 || cb_region_spare_make(&m->regions) < 0 ||
         cb_region_scratch_make(&m->regions) < 0) {
         PyMem_Free(run);
@@ -425,7 +512,7 @@ int cb_transfer_prepare(cb_manager *m, cb_tasklet *t)
         return -1;
     }
     /* Its context is made when it first enters its region (install). */
-    cb_pystate_init_new(&run->st, (char *)run + RUN_BYTES, CB_ROOT_CHUNK_SIZE,
+    cb_pystate_init_new(&run->st, (char *)run + RUN_BYTES, chunk,
                         run->slice.region->stack->size, &run->exc_state);
     t->stack = run->slice.region->stack;
     t->run = run;
@@ -504,6 +591,8 @@ cb_tasklet *cb_transfer_handoff(cb_manager *m, cb_tasklet *cur, cb_transfer *x)
         PyErr_Clear(); /* main will try again and raise it */
         return NULL;
     }
+    if (cb_transfer_make_room(m, n) < 0)
+        return NULL; /* the same */
     /* The tasklets after n run next. */
     prefetch_ahead(m, n);
     /* What main's run_child() and loop would have counted. */

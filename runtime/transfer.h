@@ -51,6 +51,20 @@ void cb_transfer_drop(cb_manager *m, cb_transfer *x);
  * switch into it. -1 with MemoryError. */
 int cb_transfer_prepare(cb_manager *m, cb_tasklet *t);
 
+/* Called where failing is a MemoryError and nothing has changed yet, before
+ * a switch to `to` (started or prepared) is committed: makes sure the copy
+ * out of its region that the switch may need cannot fail. A suspended
+ * occupant is copied out now; the running tasklet, if it is the occupant,
+ * gets a buffer as big as its stack can be at the switch (the thread's spare
+ * holds up to CB_SLICE_SPARE, and is made again here once a copy took it).
+ * -1 with errno = ENOMEM (no exception set) if memory is refused. One
+ * branch when `to`'s stack is in its region (the usual case). */
+int cb_transfer_make_room_slow(cb_manager *m, cb_tasklet *to);
+static inline int cb_transfer_make_room(cb_manager *m, cb_tasklet *to)
+{
+    return to->run->slice.resident ? 0 : cb_transfer_make_room_slow(m, to);
+}
+
 /* Makes `to` the running tasklet (it must be started, or prepared) and
  * returns when the current one is resumed. The caller has done everything
  * that may run Python code; `x` (may be NULL) is released after the switch. */

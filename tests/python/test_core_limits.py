@@ -4,11 +4,12 @@ reused and their memory returned after deep recursion; beyond the guard-page
 budget unguarded regions still work; a 100k-tasklet churn runs. Tasklets
 share a thread's few stack regions (docs/design.md): a blocked tasklet
 costs heap, not address space."""
+import os
 import time
 import unittest
 
 import scheduler as s
-from core_support import CoreTestCase, run_many
+from core_support import CoreTestCase, run_many, run_python
 
 
 CHILDREN = {}
@@ -183,11 +184,176 @@ child("beyond_guard_budget_smallest_stack", CHILDREN["beyond_guard_budget"][0], 
 CHILDREN["beyond_guard_budget"] = (CHILDREN["beyond_guard_budget"][0], (0,))
 
 
+# A switch that must copy a tasklet parked deep in C re-entry (a slice far
+# larger than the thread's 16 KiB spare buffer) out of its region while
+# malloc() refuses: a MemoryError where the switch was asked for, nothing
+# changed, and it works once memory is back (docs/design.md, "what a refused
+# allocation at eviction does"). One region (CARBON_STACK_REGIONS=1) so the
+# tasklets share it; MALLOC_MMAP_THRESHOLD_ makes the slice buffer a mapping,
+# which the address-space limit refuses. Before: Py_FatalError.
+COPY_OUT_REFUSED = r"""
+import gc, resource, scheduler as s
+
+LEVELS = 400
+ch = s.channel()
+got = []
+
+def vmsize():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[0]) * 4096
+
+def dive(k, then):
+    if k:
+        return sum(map(lambda j: dive(j, then), [k - 1]))  # C re-entry each level
+    return then()
+
+def tight():
+    # A little more address space for the heap's small blocks; none for a
+    # mapping (MALLOC_MMAP_THRESHOLD_=65536: a slice buffer that large is one).
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    resource.setrlimit(resource.RLIMIT_AS, (vmsize() + (64 << 10), hard))
+    return hard
+
+def loose(hard):
+    resource.setrlimit(resource.RLIMIT_AS, (hard, hard))
+
+def other():
+    got.append("other")
+
+# 1. A tasklet parked deep in C re-entry occupies the only region; starting
+#    another copies it out (a slice far larger than the 16 KiB spare).
+deep = s.tasklet(dive)(LEVELS, ch.receive)
+s.run()
+print("parked", deep.blocked, flush=True)
+t = s.tasklet(other)()
+hard = tight()
+try:
+    t.run()
+    r = "ran"
+except MemoryError as e:
+    r = str(e)
+loose(hard)
+print("run", r, got, t.alive, flush=True)
+if t.alive:
+    t.run()
+ch.send(7)
+print("again", got, deep.alive, flush=True)
+
+# 2. The deep tasklet itself runs another one (a nested run) that must enter
+#    the only region: the deep one is what is copied out.
+def waits():
+    s.schedule_remove()
+    got.append("waited")
+
+def deep_runs_other():
+    w.insert()
+    hard = tight()
+    try:
+        w.run()
+        r = "ran"
+    except MemoryError as e:
+        r = str(e)
+    loose(hard)
+    if w.alive:
+        w.run()
+    out.append(r)
+    return 0
+
+out = []
+w = s.tasklet(waits)()
+w.run()
+s.tasklet(dive)(LEVELS, deep_runs_other)
+s.run()
+print("nested", out, got, w.alive, flush=True)
+
+# the runtime works: many tasklets parked and woken
+ts = [s.tasklet(dive)(20, ch.receive) for _ in range(50)]
+s.run()
+for i in range(50):
+    ch.send(i)
+s.run()
+print("works", sum(t.alive for t in ts), s.getruncount(), flush=True)
+"""
+
+# The same copy-out when a tasklet that blocks hands the control straight to
+# the next one (cb_transfer_handoff): the hand-off declines and the main
+# tasklet's run raises. Two regions, so that the blocking tasklet is not the
+# one copied out.
+COPY_OUT_REFUSED_HANDOFF = r"""
+import resource, scheduler as s
+
+LEVELS = 400
+ch = s.channel()
+got = []
+
+def vmsize():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[0]) * 4096
+
+def dive(k, then):
+    if k:
+        return sum(map(lambda j: dive(j, then), [k - 1]))  # C re-entry each level
+    return then()
+
+def hands_off():
+    s.schedule_remove()  # started (in the second region) before the limit
+    got.append("a")
+    s.schedule_remove()  # main runs its queue: T is handed the control directly
+    got.append("a again")
+
+def other():
+    got.append("t")
+
+# 3. Two regions: D parks deep in the first, A runs in the second and blocks,
+#    handing off to T, bound to D's region (its occupant is the older one).
+deep = s.tasklet(dive)(LEVELS, ch.receive)
+s.run()
+a = s.tasklet(hands_off)()
+s.run()
+a.insert()
+t = s.tasklet(other)()
+soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+resource.setrlimit(resource.RLIMIT_AS, (vmsize() + (64 << 10), hard))
+try:
+    s.run()
+    r = "ran"
+except MemoryError as e:
+    r = str(e)
+resource.setrlimit(resource.RLIMIT_AS, (hard, hard))
+print("handoff", r, got, t.alive, s.get_stack_stats()["thread_regions"], flush=True)
+s.run()
+a.insert()
+s.run()
+ch.send(1)
+print("again", got, t.alive, a.alive, deep.alive, s.getruncount(), flush=True)
+"""
+
+
 class ChildLimitTests(CoreTestCase):
 
     @classmethod
     def setUpClass(cls):
         cls.results = run_many(CHILDREN)
+
+    @unittest.skipIf(s._sanitized, "ASan's allocator maps its memory before the limit")
+    @unittest.skipIf("vgpreload" in os.environ.get("LD_PRELOAD", ""),
+                     "valgrind manages the address space itself")
+    def test_copy_out_refused_past_the_spare(self):
+        proc = run_python(COPY_OUT_REFUSED, timeout=120,
+                          env={"CARBON_STACK_REGIONS": "1", "MALLOC_MMAP_THRESHOLD_": "65536"})
+        self.check_child(proc)
+        self.assertChildLines(proc, [
+            "parked True",
+            "run cannot save a suspended tasklet's stack [] True",
+            "again ['other'] False",
+            "nested [\"cannot save a suspended tasklet's stack\"] ['other', 'waited'] False",
+            "works 0 1"])
+        proc = run_python(COPY_OUT_REFUSED_HANDOFF, timeout=120,
+                          env={"CARBON_STACK_REGIONS": "2", "MALLOC_MMAP_THRESHOLD_": "65536"})
+        self.check_child(proc)
+        self.assertChildLines(proc, [
+            "handoff cannot save a suspended tasklet's stack ['a'] True 2",
+            "again ['a', 't', 'a again'] False False False 1"])
 
     def test_memory_error_then_recovery(self):
         proc = self.check_child(self.results["memory_error_and_recovery"])

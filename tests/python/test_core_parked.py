@@ -197,6 +197,50 @@ class ParkedTests(CoreTestCase):
         s.run()
         self.assertEqual(got, {i: i * 1000 + 10 + i % 30 + 1 for i in range(PARKED)})
 
+    def test_parked_in_a_root_chunk_sized_from_siblings(self):
+        # Tasklets that park alike twelve frames deep: the first ones spill
+        # out of the first root chunk, the later ones get a root chunk as big
+        # as what their parked siblings' frames took (runtime/rootchunk.h);
+        # a last one goes deeper than that and spills out of the bigger one.
+        class Node:
+            pass
+
+        refs = []
+
+        def down(k, i, ch):
+            if k:
+                return down(k - 1, i, ch) + 1
+            mine = Node()  # a cycle only this frame points at
+            mine.me, mine.i = mine, i
+            refs.append(weakref.ref(mine))
+            return ch.receive() + mine.i
+
+        def body(i, ch):
+            return down(40 if i == PARKED - 1 else 10, i, ch)
+
+        ch, ts = self.park(body)
+        churn()
+        gc.collect()
+        self.assertTrue(all(r() is not None for r in refs))
+        for i, t in enumerate(ts):
+            names = frame_names(t.frame)
+            deep = 40 if i == PARKED - 1 else 10
+            self.assertEqual(names, ["down"] * (deep + 1) + ["body"])
+            self.assertEqual(t.frame.f_locals["mine"].i, i)
+            self.assertEqual(len(traceback.extract_stack(t.frame)), deep + 2)
+        text = s.format_tasklet_stacks()
+        self.assertEqual(text.count(", in body\n"), PARKED, text[:2000])
+        self.assertEqual(text.count("return ch.receive() + mine.i"), PARKED, text[:2000])
+        out = []
+        for i, t in enumerate(ts):
+            ch.send(1000)
+        s.run()
+        for i, t in enumerate(ts):
+            self.assertFalse(t.alive)
+        del ts
+        gc.collect()
+        self.assertTrue(all(r() is None for r in refs))
+
     def test_traceback_object_into_parked_frames(self):
         # A traceback caught earlier in the tasklet points at frames that are
         # parked now: they read the same through it.

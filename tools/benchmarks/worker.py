@@ -2,13 +2,14 @@
 JSON object on stdout. Started by tools/bench (runner.py); by hand:
 
     PYTHONPATH=tools/benchmarks:build/python python3 tools/benchmarks/worker.py ours pingpong 0.2
-    PYTHONPATH=tools/benchmarks:build/python python3 tools/benchmarks/worker.py ours memory 10000
+    PYTHONPATH=tools/benchmarks:build/python python3 tools/benchmarks/worker.py ours memory 10000 [DEPTH]
     PYTHONPATH=tools/benchmarks:build/python python3 tools/benchmarks/worker.py ours gameloop n=5
 
 Timed workloads are calibrated (doubling the size until a run takes a tenth
 of the target time, which also warms up), then measured `inner` times at the
 size that takes about `target` seconds; the result is the time per operation
-of each measurement.
+of each measurement. The memory workload blocks N tasklets DEPTH (3) Python
+frames deep.
 """
 import importlib
 import json
@@ -41,7 +42,7 @@ def calibrate_and_measure(run, target, inner):
 
 def main(argv):
     impl, workload, arg = argv[1], argv[2], argv[3]
-    inner = int(argv[4]) if len(argv) > 4 else 3
+    inner = int(argv[4]) if len(argv) > 4 else 3  # memory: Python frames deep
     modname, renames = MODULES[impl]
     mod = importlib.import_module(modname)
     out = {"impl": impl, "workload": workload,
@@ -51,7 +52,7 @@ def main(argv):
         out["backend"] = scheduler.switch_backend
     if workload == "memory":
         n = int(arg)
-        res = mod.memory(n)
+        res = mod.memory(n, depth=inner)
         res["n"] = n
         from common import peak_rss_bytes
         res["peak_rss"] = peak_rss_bytes()
