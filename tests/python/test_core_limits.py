@@ -36,11 +36,17 @@ def idle():
 
 finished = []
 # A parked tasklet costs ~1.5 KiB of heap (its regions are few): 48 MiB more
-# address space runs out after some 10-30k of them. Regions that no longer
-# fit are not made: tasklets share the ones that did.
-limit = vmsize() + (48 << 20)
+# address space runs out after some 10-100k of them. The thread's regions
+# (up to 16 stacks of a thread's size, address space only) come on top, so
+# that the heap, not the regions, runs out (regions that do not fit are not
+# made: tasklets share the ones that did).
+regions = s.get_stack_stats()["thread_regions_max"] or 16
+limit = vmsize() + regions * (s.get_stack_size() + 4096) + (48 << 20)
 resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-keep = [None] * 100000
+# Bounded; the heap runs out long before (after 10-100k). Under ASan malloc
+# never fails (its heap is reserved up front) and its own bookkeeping needs
+# the room that is left: 100k there.
+keep = [None] * (100000 if s._sanitized else 400000)
 n = 0
 error = None
 try:
