@@ -552,7 +552,10 @@ class ForIterTests(CoreTestCase):
         batch()
         self.assertEqual(log["finally"], 3 * n)
         self.assertEqual(live_tasklets(), [])
-        if not UNDER_VALGRIND:
+        # Not under ASan: its quarantine (256 MiB) keeps freed blocks
+        # resident (+24 MiB a batch here; it passed before only because the
+        # reports' tracebacks had filled it in the first batch).
+        if not UNDER_VALGRIND and not s._sanitized:
             self.assertLess(rss_kib() - base, 20 * 1024)
 
     def test_running_generators_not_closed_by_the_collector(self):
