@@ -94,6 +94,7 @@ struct cb_tasklet {
     cb_tasklet *kill_next;         /* deferred-kill list link */
     PyObject *method_name, *module_name, *file_name; /* tracing (Python attributes) */
     int line_number;
+    int gc_mark;                   /* gcmark.c: 1 + its index, 0 none */
     PyObject *context_text, *parent_callsite;
     long long start_time, end_time;
     double run_time;

@@ -2,6 +2,7 @@
  * "Module functions") and initialisation. */
 #include "chunkcache.h"
 #include "core.h"
+#include "gcmark.h"
 #include "preempt.h"
 
 #include "carbon/scheduler.h"
@@ -568,6 +569,10 @@ static PyObject *mod_gc_phase(PyObject *mod, PyObject *args)
     (void)mod;
     if (!PyArg_ParseTuple(args, "sO", &phase, &info))
         return NULL;
+    if (strcmp(phase, "start") == 0)
+        cb_gcmark_begin();
+    else
+        cb_gcmark_end();
     if (m && m->current) {
         if (strcmp(phase, "start") == 0)
             m->gc_owner = m->current->is_main ? NULL : m->current;

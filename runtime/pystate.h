@@ -151,4 +151,10 @@ typedef struct cb_gc_call {
 int cb_pystate_traverse(const cb_pystate *st, const cb_gc_call *call, visitproc visit,
                         void *arg);
 
+/* Sets (hide 1) or clears (hide 0) the "finalized" mark of the generators
+ * executing in the frames of a suspended tasklet (its state `st` saved), so
+ * that a collection does not try to close them while they run (gcmark.c).
+ * Returns how many it changed. Runs no Python code, allocates nothing. */
+int cb_pystate_gens_hide(const cb_pystate *st, int hide);
+
 #endif
