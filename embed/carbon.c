@@ -109,7 +109,6 @@ int carbon_config_init(carbon_config *cfg)
     if (!cfg)
         return cb_embed_fail(CARBON_EINVAL, "carbon_config_init: cfg is NULL");
     memset(cfg, 0, sizeof *cfg);
-    cfg->guard_pages = 1;
     cfg->nested = 1;
     cfg->worker_budget_ns = 10 * 1000 * 1000;
     cfg->frame_period_ns = 1000000000 / 60;
@@ -308,11 +307,9 @@ static int configure_python(void)
         return -1;
     cb_g.use_nested = g.cfg.nested ? 1 : 0;
     if (g.cfg.stack_size) {
-        rounded = cb_stack_round_size(g.cfg.stack_size);
+        rounded = cb_stack_tasklet_size(g.cfg.stack_size);
         cb_g.stack_size = rounded;
     }
-    if (!g.cfg.guard_pages)
-        cb_stack_set_guard_budget(0);
     /* Imported by import_packages(): the switch interval, print to the log. */
     PyObject *mod = PyImport_ImportModule("carbon");
     if (!mod)
@@ -344,9 +341,11 @@ int carbon_init(const carbon_config *cfg)
     if (Py_IsInitialized())
         return cb_embed_fail(CARBON_ESTATE,
                              "carbon_init: a Python interpreter is already running in this process");
-    if (cfg->stack_size && !cb_stack_round_size(cfg->stack_size))
-        return cb_embed_fail(CARBON_EINVAL, "carbon_init: stack_size must be between %u and %u bytes",
-                             CB_STACK_MIN_SIZE, CB_STACK_MAX_SIZE);
+    if (cfg->stack_size && !cb_stack_tasklet_size(cfg->stack_size))
+        return cb_embed_fail(CARBON_EINVAL,
+                             "carbon_init: stack_size must be 0 or between %zu (a thread's stack) "
+                             "and %u bytes",
+                             cb_stack_thread_size(), CB_STACK_MAX_SIZE);
     if ((rc = copy_config(cfg)) != CARBON_OK)
         return rc;
 

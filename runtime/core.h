@@ -94,6 +94,7 @@ struct cb_tasklet {
     cb_tasklet *kill_next;         /* deferred-kill list link */
     PyObject *method_name, *module_name, *file_name; /* tracing (Python attributes) */
     int line_number;
+    int gc_mark;                   /* gcmark.c: 1 + its index, 0 none */
     PyObject *context_text, *parent_callsite;
     long long start_time, end_time;
     double run_time;
@@ -160,7 +161,6 @@ struct cb_manager {
     long long deadline_ns;         /* ...or in one that stops at this time (0: none) */
     cb_tasklet *last_failed;       /* owned: in a deadline run, the last tasklet an
                                       exception escaped from */
-    void *big_stack;               /* bigstack.c: where tasklets parse source */
     cb_tasklet *deferred_kills;    /* last reference dropped on another thread */
     /* statistics */
     unsigned long long switches;
@@ -355,11 +355,6 @@ PyObject *cb_mod_thread_ids(PyObject *mod, PyObject *unused);
 /* ---- callbacks.c -------------------------------------------------------------- */
 void cb_call_schedule_callback(cb_manager *mgr, cb_tasklet *from, cb_tasklet *to);
 void cb_call_channel_callback(cb_channel *ch, cb_tasklet *t, int sending, int will_block);
-
-/* ---- bigstack.c ------------------------------------------------------------------ */
-/* Wraps builtins compile/exec/eval so tasklets parse on a big stack. */
-int cb_big_stack_install(void);
-void cb_big_stack_free(cb_manager *mgr);
 
 /* ---- misc ----------------------------------------------------------------------- */
 long long cb_monotonic_ns(void);

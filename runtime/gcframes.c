@@ -28,6 +28,7 @@
 #include "stackdepth.h"
 
 #include <internal/pycore_frame.h>
+#include <internal/pycore_gc.h>
 
 #include <dlfcn.h>
 #include <link.h>
@@ -233,4 +234,29 @@ int cb_pystate_traverse(const cb_pystate *st, const cb_gc_call *call, visitproc 
         inner = f;
     }
     return 0;
+}
+
+int cb_pystate_gens_hide(const cb_pystate *st, int hide)
+{
+    int n = 0;
+
+    for (struct _PyInterpreterFrame *f = top_frame(st); f; f = f->previous) {
+        PyGenObject *gen;
+        PyGC_Head *gc;
+
+        if (f->owner != FRAME_OWNED_BY_GENERATOR)
+            continue;
+        gen = (PyGenObject *)((char *)f - offsetof(PyGenObject, gi_iframe));
+        if (gen->gi_frame_state != FRAME_EXECUTING)
+            continue;
+        gc = _Py_AS_GC((PyObject *)gen);
+        if (hide && !(gc->_gc_prev & _PyGC_PREV_MASK_FINALIZED)) {
+            gc->_gc_prev |= _PyGC_PREV_MASK_FINALIZED;
+            n++;
+        } else if (!hide && (gc->_gc_prev & _PyGC_PREV_MASK_FINALIZED)) {
+            gc->_gc_prev &= ~(uintptr_t)_PyGC_PREV_MASK_FINALIZED;
+            n++;
+        }
+    }
+    return n;
 }

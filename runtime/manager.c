@@ -420,7 +420,6 @@ static void manager_dealloc(PyObject *self)
     m->later = NULL;
     cb_transfer_free_regions(m);
     cb_stack_pool_clear(&m->pool);
-    cb_big_stack_free(m);
     if (m->current && drop)
         drop[ndrop++] = (PyObject *)m->current;
     if (m->main_run.st.context && drop)

@@ -2,6 +2,7 @@
  * "Module functions") and initialisation. */
 #include "chunkcache.h"
 #include "core.h"
+#include "gcmark.h"
 #include "preempt.h"
 
 #include "carbon/scheduler.h"
@@ -391,10 +392,11 @@ static PyObject *mod_set_stack_size(PyObject *mod, PyObject *arg)
     (void)mod;
     if (size == -1 && PyErr_Occurred())
         return NULL;
-    rounded = size > 0 ? cb_stack_round_size((size_t)size) : 0;
+    rounded = size > 0 ? cb_stack_tasklet_size((size_t)size) : 0;
     if (!rounded) {
-        PyErr_Format(PyExc_ValueError, "stack size must be between %u and %u bytes",
-                     CB_STACK_MIN_SIZE, CB_STACK_MAX_SIZE);
+        PyErr_Format(PyExc_ValueError,
+                     "stack size must be between %zu (a thread's stack) and %u bytes",
+                     CB_TASKLET_STACK_SIZE, CB_STACK_MAX_SIZE);
         return NULL;
     }
     cb_g.stack_size = rounded;
@@ -425,10 +427,9 @@ static PyObject *mod_get_stack_stats(PyObject *mod, PyObject *unused)
     cb_stack_get_stats(&s);
     for (unsigned i = 0; m && i < m->regions.n; i++)
         bound += m->regions.regions[i]->nbound;
-    return Py_BuildValue("{s:n,s:n,s:n,s:n,s:n,s:I,s:I,s:I,s:I,s:I,s:n,s:K,s:s}", "guarded",
-                         (Py_ssize_t)s.guarded_live, "unguarded", (Py_ssize_t)s.slab_live,
-                         "unguarded_free", (Py_ssize_t)s.slab_free, "guard_budget",
-                         (Py_ssize_t)s.guard_budget, "slabs", (Py_ssize_t)s.slabs, "thread_live",
+    return Py_BuildValue("{s:n,s:n,s:I,s:I,s:I,s:I,s:I,s:n,s:K,s:s}", "guarded",
+                         (Py_ssize_t)s.guarded_live, "guard_budget", (Py_ssize_t)s.guard_budget,
+                         "thread_live",
                          m ? m->pool.live : 0, "thread_cached", m ? m->pool.nfree : 0,
                          "thread_regions", m ? m->regions.n : 0, "thread_regions_max",
                          m ? m->regions.max : 0, "thread_bound", bound, "thread_slice_bytes",
@@ -452,7 +453,7 @@ static PyObject *mod_set_guarded_stacks(PyObject *mod, PyObject *arg)
 }
 
 /* (C stack bytes in use, recursion units in use) of the current tasklet, for
- * calibrating the recursion budget (tests/python/test_core_recursion.py). */
+ * measuring (tests/python/test_core_overflow.py). */
 static PyObject *mod_stack_usage(PyObject *mod, PyObject *unused)
 {
     cb_manager *m = manager();
@@ -470,10 +471,9 @@ static PyObject *mod_stack_usage(PyObject *mod, PyObject *unused)
     if (cur->stack)
         used_bytes = (long)(cur->stack->top - &here);
 #ifdef CB_PY311
-    units = ts->recursion_limit - ts->recursion_remaining - cur->run->st.py_offset;
+    units = ts->recursion_limit - ts->recursion_remaining;
 #else
-    units = (cur->stack ? cb_pystate_budget(m->pool.stack_size) : CB_C_RECURSION_LIMIT) -
-            ts->c_recursion_remaining;
+    units = CB_C_RECURSION_LIMIT - ts->c_recursion_remaining;
 #endif
     return Py_BuildValue("(ll)", used_bytes, units);
 }
@@ -539,14 +539,15 @@ static PyMethodDef module_methods[] = {
     {"get_stack_size", mod_get_stack_size, METH_NOARGS, "C stack bytes of new tasklets."},
     {"get_stack_stats", mod_get_stack_stats, METH_NOARGS, "Stack pool counters."},
     {"set_guarded_stacks", mod_set_guarded_stacks, METH_O,
-     "set_guarded_stacks(n): how many stacks get a guard page (process-wide)."},
+     "set_guarded_stacks(n): how many stacks may be mapped (process-wide) before threads' "
+     "tasklets share the stack regions they have."},
     {"_atexit", mod_atexit, METH_NOARGS, "Kill the main thread's tasklets (atexit hook)."},
     {"_gc_phase", mod_gc_phase, METH_VARARGS,
      "gc.callbacks hook: notes the tasklet a collection runs in."},
     {"_interrupt", cb_preempt_py_interrupt, METH_O,
      "_interrupt(thread_ident): raise TaskletExit in that thread's running code (tests)."},
     {"_stack_usage", mod_stack_usage, METH_NOARGS,
-     "(C stack bytes, recursion units) used by the current tasklet (calibration)."},
+     "(C stack bytes, recursion units) used by the current tasklet (measuring)."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -569,6 +570,10 @@ static PyObject *mod_gc_phase(PyObject *mod, PyObject *args)
     (void)mod;
     if (!PyArg_ParseTuple(args, "sO", &phase, &info))
         return NULL;
+    if (strcmp(phase, "start") == 0)
+        cb_gcmark_begin();
+    else
+        cb_gcmark_end();
     if (m && m->current) {
         if (strcmp(phase, "start") == 0)
             m->gc_owner = m->current->is_main ? NULL : m->current;
@@ -643,12 +648,12 @@ PyMODINIT_FUNC PyInit__scheduler(void)
     if (rc < 0)
         goto fail;
     if (PyModule_AddStringConstant(mod, "switch_backend", cb_ctx_backend()) < 0 ||
-        PyModule_AddIntConstant(mod, "MIN_STACK_SIZE", CB_STACK_MIN_SIZE) < 0 ||
+        PyModule_AddIntConstant(mod, "MIN_STACK_SIZE", (long)CB_TASKLET_STACK_SIZE) < 0 ||
         PyModule_AddIntConstant(mod, "MAX_STACK_SIZE", CB_STACK_MAX_SIZE) < 0 ||
         PyModule_AddIntConstant(mod, "DEFAULT_STACK_SIZE", (long)CB_TASKLET_STACK_SIZE) < 0 ||
         PyModule_AddIntConstant(mod, "_sanitized", CB_SANITIZED) < 0)
         goto fail;
-    if (register_atexit(mod) < 0 || register_gc_phase(mod) < 0 || cb_big_stack_install() < 0)
+    if (register_atexit(mod) < 0 || register_gc_phase(mod) < 0)
         goto fail;
     cb_chunkcache_install();
     return mod;

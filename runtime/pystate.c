@@ -5,69 +5,23 @@
  */
 #include "pystate.h"
 
-#include <limits.h>
-
-/* C stack bytes one recursion unit may use: the worst C re-entry pattern
- * measured (sorted() with a recursive key function: list.sort keeps ~3.5 KiB
- * of merge state on the stack per level), plus a fifth. Measured with
- * scheduler._stack_usage() over map, sorted, repr, hash, eq, isinstance,
- * descriptors, __getattr__, generators, json and ctypes callbacks; see
- * tests/python/test_core_recursion.py. 3.11 counts Python frames and C
- * recursion in one counter, so on 3.11 this also bounds plain Python
- * recursion inside a tasklet. */
-#if defined(CB_PY311)
-#define BYTES_PER_UNIT 2816
-#elif defined(CB_PY312)
-#define BYTES_PER_UNIT 2048
-#else
-#define BYTES_PER_UNIT 1600
-#endif
-/* Stack kept free below the budget: handling the RecursionError, signal
- * frames, C libraries called from the deepest frame. */
-#define RESERVE_BYTES (40 * 1024)
-#define MIN_BUDGET 8
-
-int cb_pystate_budget(size_t stack_size)
-{
-    long units = ((long)stack_size - RESERVE_BYTES) / BYTES_PER_UNIT;
-
-    /* A stack as big as a thread's gets what a thread gets: nothing but the
-     * interpreter's own limits (depth parity with the main tasklet). */
-    if (stack_size >= cb_stack_thread_size()) {
-#ifdef CB_C_RECURSION_LIMIT
-        return CB_C_RECURSION_LIMIT;
-#else
-        return INT_MAX;
-#endif
-    }
-
-    if (units < MIN_BUDGET)
-        units = MIN_BUDGET;
-#ifdef CB_C_RECURSION_LIMIT
-    if (units > CB_C_RECURSION_LIMIT)
-        units = CB_C_RECURSION_LIMIT;
-#endif
-    return (int)units;
-}
-
 void cb_pystate_init_main(cb_pystate *st)
 {
     memset(st, 0, sizeof *st);
-    st->py_cap = INT_MAX;
 }
 
+/* A tasklet's stack is at least as large as a thread's, so it gets what a
+ * new thread gets: nothing but the interpreter's own limits (3.11: the
+ * recursion limit on one counter; 3.12+: the C recursion limit besides). It
+ * therefore nests as deep as its thread's main tasklet. */
 void cb_pystate_init_new(cb_pystate *st, char *chunk_base, size_t chunk_size,
-                         size_t stack_size, _PyErr_StackItem *exc_item)
+                         _PyErr_StackItem *exc_item)
 {
     _PyStackChunk *chunk = (_PyStackChunk *)chunk_base;
-    int budget = cb_pystate_budget(stack_size);
 
     memset(st, 0, sizeof *st);
-#ifdef CB_PY311
-    st->py_cap = budget;
-#else
-    st->py_cap = INT_MAX;
-    st->c_remaining = budget;
+#ifndef CB_PY311
+    st->c_remaining = CB_C_RECURSION_LIMIT;
 #endif
     exc_item->exc_value = NULL;
     exc_item->previous_item = NULL;
@@ -91,7 +45,7 @@ static inline void save(PyThreadState *ts, cb_pystate *st)
     st->frame = ts->cframe->current_frame;
 #endif
 #ifdef CB_PY311
-    st->py_depth = ts->recursion_limit - ts->recursion_remaining - st->py_offset;
+    st->py_depth = ts->recursion_limit - ts->recursion_remaining;
 #else
     st->py_depth = ts->py_recursion_limit - ts->py_recursion_remaining;
     st->c_remaining = ts->c_recursion_remaining;
@@ -120,11 +74,7 @@ static inline void restore(PyThreadState *ts, cb_pystate *st)
     ts->cframe = st->cframe ? st->cframe : &ts->root_cframe;
 #endif
 #ifdef CB_PY311
-    {
-        int limit = ts->recursion_limit;
-        st->py_offset = st->py_cap < limit ? limit - st->py_cap : 0;
-        ts->recursion_remaining = limit - st->py_offset - st->py_depth;
-    }
+    ts->recursion_remaining = ts->recursion_limit - st->py_depth;
 #else
     ts->py_recursion_remaining = ts->py_recursion_limit - st->py_depth;
     ts->c_recursion_remaining = st->c_remaining;

@@ -21,10 +21,11 @@
 
 #include "stack.h"
 
-/* Default C stack of a tasklet: a thread's (cb_stack_thread_size(), 8 MiB
- * usually). Memory is committed only where touched, so the size costs address
- * space only, and a tasklet on a stack that size gets a thread's recursion
- * budget (pystate.c): it nests as deep as the thread's main tasklet. */
+/* Default C stack of a tasklet, and the smallest: a thread's
+ * (cb_stack_thread_size(), 8 MiB usually). Memory is committed only where
+ * touched, so the size costs address space only, and a tasklet on a stack
+ * that size gets a thread's recursion budget (pystate.c): it nests as deep as
+ * the thread's main tasklet. */
 #define CB_TASKLET_STACK_SIZE cb_stack_thread_size()
 
 #if PY_VERSION_HEX >= 0x030D0000
@@ -68,8 +69,6 @@ typedef struct cb_pystate {
     unsigned char use_tracing;  /* 3.11: for its cframe (cb_pystate_place, boot) */
 #endif
     int py_depth;               /* Python recursion depth (3.11: all of it) */
-    int py_cap;                 /* largest depth the stack allows (INT_MAX: none) */
-    int py_offset;              /* 3.11: fake depth that enforces py_cap */
 #ifndef CB_PY311
     int c_remaining;            /* C recursion units left */
 #endif
@@ -85,8 +84,9 @@ typedef struct cb_pystate {
 } cb_pystate;
 
 /* A new tasklet: empty frame chain, its own exception item, no context, the
- * root frame chunk `chunk` and a recursion budget scaled to the stack's size. */
-void cb_pystate_init_new(cb_pystate *st, char *chunk, size_t chunk_size, size_t stack_size,
+ * root frame chunk `chunk` and a new thread's recursion budget (its stack is
+ * at least as large as a thread's: cb_stack_tasklet_size()). */
+void cb_pystate_init_new(cb_pystate *st, char *chunk, size_t chunk_size,
                          _PyErr_StackItem *exc_item);
 /* The thread's own state (main tasklet): filled by the first save. */
 void cb_pystate_init_main(cb_pystate *st);
@@ -133,11 +133,6 @@ void cb_pystate_finish(PyThreadState *ts, cb_pystate *st);
 /* The suspended tasklet's current frame (new reference, may be NULL). */
 PyObject *cb_pystate_frame(PyThreadState *ts, cb_pystate *st);
 
-/* Recursion units a stack of this size can afford (see pystate.c): a thread's
- * whole budget (INT_MAX on 3.11, the C recursion limit on 3.12+) for a stack
- * at least as big as a thread's. */
-int cb_pystate_budget(size_t stack_size);
-
 /* A channel method's call in progress in a tasklet: what it was called with,
  * noted on entry and put back on return (two stores each way); whether the
  * call came straight from a frame's stack is checked only by the collector
@@ -155,5 +150,11 @@ typedef struct cb_gc_call {
  * Runs no Python code and allocates nothing. */
 int cb_pystate_traverse(const cb_pystate *st, const cb_gc_call *call, visitproc visit,
                         void *arg);
+
+/* Sets (hide 1) or clears (hide 0) the "finalized" mark of the generators
+ * executing in the frames of a suspended tasklet (its state `st` saved), so
+ * that a collection does not try to close them while they run (gcmark.c).
+ * Returns how many it changed. Runs no Python code, allocates nothing. */
+int cb_pystate_gens_hide(const cb_pystate *st, int hide);
 
 #endif

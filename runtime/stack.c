@@ -22,28 +22,15 @@
 #define PAGE 4096u
 /* Pages kept resident on release, below the top. */
 #define HOT_BYTES (16u * 1024u)
-#define SLAB_SLOTS 64u
-/* Canary: the lowest bytes of an unguarded stack must stay zero. */
-#define CANARY_WORDS 8
 #define DEFAULT_MAX_FREE 128u
 /* Maps kept for the rest of the process when computing the guard budget. */
 #define MAP_RESERVE 8192u
 /* Stacks must not be backed by transparent huge pages. */
 #define HUGE_PAGE (2u * 1024u * 1024u)
 
-typedef struct slab_class {
-    size_t slot_size;          /* C stack */
-    cb_stack *free;            /* slots given back by pools */
-    size_t nfree;
-    struct slab_class *next;
-} slab_class;
-
 static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
 static size_t g_guard_budget = (size_t)-1; /* computed on first use */
 static size_t g_guarded_live;
-static size_t g_slab_live;
-static size_t g_slabs;
-static slab_class *g_slab_classes;
 
 size_t cb_stack_round_size(size_t size)
 {
@@ -51,6 +38,12 @@ size_t cb_stack_round_size(size_t size)
     if (size < CB_STACK_MIN_SIZE || size > CB_STACK_MAX_SIZE)
         return 0;
     return size;
+}
+
+size_t cb_stack_tasklet_size(size_t size)
+{
+    size = cb_stack_round_size(size);
+    return size >= cb_stack_thread_size() ? size : 0;
 }
 
 /* Read once: later changes of RLIMIT_STACK do not resize tasklet stacks
@@ -112,20 +105,13 @@ void cb_stack_set_guard_budget(size_t guarded_stacks)
 
 void cb_stack_get_stats(cb_stack_stats *stats)
 {
-    size_t slab_free = 0;
-
     pthread_mutex_lock(&g_lock);
-    for (slab_class *c = g_slab_classes; c; c = c->next)
-        slab_free += c->nfree;
     stats->guarded_live = g_guarded_live;
-    stats->slab_live = g_slab_live;
-    stats->slab_free = slab_free;
     stats->guard_budget = guard_budget_locked();
-    stats->slabs = g_slabs;
     pthread_mutex_unlock(&g_lock);
 }
 
-/* Lays out a slot starting at `base` (first usable byte). */
+/* Lays out a stack starting at `base` (first usable byte). */
 static void set_geometry(cb_stack *s, char *base, size_t stack_size)
 {
     s->lo = base;
@@ -157,7 +143,6 @@ static cb_stack *map_guarded(size_t stack_size)
     if (len >= HUGE_PAGE)
         madvise(base, len, MADV_NOHUGEPAGE);
     set_geometry(s, base + PAGE, stack_size);
-    s->guarded = 1;
     return s;
 }
 
@@ -168,100 +153,37 @@ static void unmap_guarded(cb_stack *s)
     free(s);
 }
 
-/* Caller holds g_lock. */
-static slab_class *slab_class_for(size_t slot_size)
-{
-    slab_class *c;
-
-    for (c = g_slab_classes; c; c = c->next)
-        if (c->slot_size == slot_size)
-            return c;
-    c = calloc(1, sizeof *c);
-    if (!c)
-        return NULL;
-    c->slot_size = slot_size;
-    c->next = g_slab_classes;
-    g_slab_classes = c;
-    return c;
-}
-
-/* Maps a new slab and puts its slots on the class's free list. Caller holds
- * g_lock. */
-static int grow_slab_locked(slab_class *c, size_t stack_size)
-{
-    size_t len = c->slot_size * SLAB_SLOTS;
-    cb_stack *descs = calloc(SLAB_SLOTS, sizeof *descs);
-    char *base;
-
-    if (!descs)
-        return -1;
-    base = mmap(NULL, len, PROT_READ | PROT_WRITE,
-                MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
-    if (base == MAP_FAILED) {
-        free(descs);
-        return -1;
-    }
-    madvise(base, len, MADV_NOHUGEPAGE);
-    for (unsigned i = SLAB_SLOTS; i-- > 0;) {
-        cb_stack *s = &descs[i];
-        set_geometry(s, base + (size_t)i * c->slot_size, stack_size);
-        s->guarded = 0;
-        s->next = c->free;
-        c->free = s;
-        c->nfree++;
-    }
-    g_slabs++;
-    return 0;
-}
-
-static cb_stack *new_stack(size_t stack_size)
+/* Beyond the budget only a pool that has no stack out gets one (a thread's
+ * first region, its bounce stack): the others share what they have. */
+static cb_stack *new_stack(size_t stack_size, int first)
 {
     cb_stack *s = NULL;
-    slab_class *c;
+    int allowed;
 
     pthread_mutex_lock(&g_lock);
-    if (g_guarded_live < guard_budget_locked()) {
+    allowed = first || g_guarded_live < guard_budget_locked();
+    if (allowed)
+        g_guarded_live++; /* reserved while mapping, outside the lock */
+    pthread_mutex_unlock(&g_lock);
+    if (allowed) {
         s = map_guarded(stack_size);
-        if (s)
-            g_guarded_live++;
-    }
-    if (!s) {
-        c = slab_class_for(stack_size);
-        if (c && (c->free || grow_slab_locked(c, stack_size) == 0)) {
-            s = c->free;
-            c->free = s->next;
-            c->nfree--;
-            g_slab_live++;
+        if (!s) {
+            pthread_mutex_lock(&g_lock);
+            g_guarded_live--;
+            pthread_mutex_unlock(&g_lock);
         }
     }
-    pthread_mutex_unlock(&g_lock);
     if (!s)
         errno = ENOMEM;
     return s;
 }
 
-/* Returns a stack to the process: unmapped if guarded, else its memory is
- * discarded and the slot goes to the free list of its slab class. */
+/* Unmaps a stack the pool does not keep. */
 static void drop_stack(cb_stack *s)
 {
-    size_t stack_size = s->size;
-
-    if (s->guarded) {
-        unmap_guarded(s);
-        pthread_mutex_lock(&g_lock);
-        g_guarded_live--;
-        pthread_mutex_unlock(&g_lock);
-        return;
-    }
-    madvise(s->lo, stack_size, MADV_DONTNEED);
+    unmap_guarded(s);
     pthread_mutex_lock(&g_lock);
-    slab_class *c = slab_class_for(stack_size);
-    g_slab_live--;
-    if (c) {
-        s->next = c->free;
-        c->free = s;
-        c->nfree++;
-    }
+    g_guarded_live--;
     pthread_mutex_unlock(&g_lock);
 }
 
@@ -282,7 +204,7 @@ cb_stack *cb_stack_acquire(cb_stack_pool *pool)
         pool->free = s->next;
         pool->nfree--;
     } else {
-        s = new_stack(pool->stack_size);
+        s = new_stack(pool->stack_size, pool->live == 0);
         if (!s)
             return NULL;
     }
@@ -343,21 +265,9 @@ void cb_stack_pool_clear(cb_stack_pool *pool)
     }
 }
 
-int cb_stack_check(const cb_stack *s)
-{
-    const volatile uint64_t *w = (const volatile uint64_t *)s->lo;
-
-    if (s->guarded)
-        return 0;
-    for (int i = 0; i < CANARY_WORDS; i++)
-        if (w[i] != 0)
-            return -1;
-    return 0;
-}
-
 int cb_stack_guard_hit(const cb_stack *s, const void *addr)
 {
     const char *a = addr;
 
-    return s && s->guarded && a >= s->lo - PAGE && a < s->lo;
+    return s && a >= s->lo - PAGE && a < s->lo;
 }

@@ -2,6 +2,7 @@
  * (docs/scheduler.md, "tasklet"), and its lifetime: a suspended tasklet that
  * loses its last reference is killed, so its finally blocks run. */
 #include "core.h"
+#include "gcmark.h"
 #include "preempt.h"
 
 static const char INVALID_MSG[] =
@@ -207,8 +208,10 @@ static int tasklet_traverse(PyObject *self, visitproc visit, void *arg)
         Py_VISIT(t->run->st.context);
         if (!t->is_main)
             Py_VISIT(t->run->exc_state.exc_value);
-        if (frames_visible(t))
+        if (frames_visible(t)) {
+            cb_gcmark_tasklet(t);
             return cb_pystate_traverse(&t->run->st, &t->run->gc_call, visit, arg);
+        }
     }
     return 0;
 }
@@ -298,6 +301,7 @@ static void tasklet_finalize(PyObject *self)
         if (m != cb_manager_peek() && m->wakeup)
             m->wakeup(m, m->hook_arg);
     } else {
+        cb_gcmark_release(t);
         if (cb_kill_alone(m, t) < 0)
             PyErr_WriteUnraisable(self);
         cb_tasklet_leak_if_unowned(t, 1); /* revived by the dealloc: 1 */
@@ -320,6 +324,7 @@ static void tasklet_dealloc(PyObject *self)
         }
     }
     PyObject_GC_UnTrack(self);
+    cb_gcmark_release(t);
     if (t->weakreflist)
         PyObject_ClearWeakRefs(self);
     unregister(t);

@@ -377,20 +377,8 @@ static void *switch_in(cb_manager *m, cb_runstate *from, cb_runstate *to, cb_tra
     return cb_ctx_switch(&from->ctx, &to->ctx, x);
 }
 
-/* An unguarded stack's lowest bytes were written: the tasklet ran past its
- * stack into its neighbour's memory. Reported, never run on. */
-static void overflow_abort(cb_tasklet *t, cb_stack *s)
-{
-    fprintf(stderr,
-            "carbon: C stack overflow in tasklet %s (unguarded stack of %zu "
-            "bytes; raise the stack size)\n",
-            t->method_name ? PyUnicode_AsUTF8(t->method_name) : "?", s->size);
-    abort();
-}
-
 /* Bookkeeping shared by both kinds of switch; `x` gets from's reference. */
-static void depart(cb_manager *m, cb_tasklet *from, cb_stack *from_stack, cb_tasklet *to,
-                   cb_transfer *x)
+static void depart(cb_manager *m, cb_tasklet *from, cb_tasklet *to, cb_transfer *x)
 {
     if (m->switching)
         Py_FatalError("carbon: tasklet switch re-entered");
@@ -402,10 +390,6 @@ static void depart(cb_manager *m, cb_tasklet *from, cb_stack *from_stack, cb_tas
     Py_INCREF(to);
     m->current = to;
     x->refs[x->nrefs++] = (PyObject *)from; /* current's reference */
-    /* Checked on every switch away, including a finished tasklet's last one:
-     * an overflow that returned is reported too. */
-    if (from_stack && !from_stack->guarded && cb_stack_check(from_stack) < 0)
-        overflow_abort(from, from_stack);
 }
 
 static __attribute__((noinline)) void switch_local(cb_manager *m, cb_tasklet *to)
@@ -427,7 +411,7 @@ void cb_transfer_switch(cb_manager *m, cb_tasklet *to, cb_transfer *x)
         switch_local(m, to);
         return;
     }
-    depart(m, from, from->stack, to, x);
+    depart(m, from, to, x);
     cb_pystate_switch(m->tstate, &from->run->st, &to->run->st);
     if (__builtin_expect(!to->run->slice.resident, 0)) {
         in = switch_in(m, from->run, to->run, x, 0);
@@ -442,7 +426,7 @@ void cb_transfer_final(cb_manager *m, cb_tasklet *t, cb_tasklet *to, cb_transfer
 {
     cb_runstate *run = t->run; /* freed by `to`, after the switch */
 
-    depart(m, t, t->stack, to, x);
+    depart(m, t, to, x);
     x->run = run;
     t->stack = NULL;
     t->started = 0;
@@ -512,8 +496,7 @@ int cb_transfer_prepare(cb_manager *m, cb_tasklet *t)
         return -1;
     }
     /* Its context is made when it first enters its region (install). */
-    cb_pystate_init_new(&run->st, (char *)run + RUN_BYTES, chunk,
-                        run->slice.region->stack->size, &run->exc_state);
+    cb_pystate_init_new(&run->st, (char *)run + RUN_BYTES, chunk, &run->exc_state);
     t->stack = run->slice.region->stack;
     t->run = run;
     t->started = 1;

@@ -120,9 +120,9 @@ typedef struct carbon_config {
                                         is, see docs/deployment.md; carbon_init fails if
                                         they cannot be imported */
     size_t stack_size;               /* tasklet C stack bytes; 0: default (a thread's:
-                                        the soft RLIMIT_STACK, 8 MiB usually) */
-    int guard_pages;                 /* 1 (default): guard page under each stack while the
-                                        map budget allows; 0: never */
+                                        the soft RLIMIT_STACK, 8 MiB usually), which is
+                                        also the minimum: a tasklet nests as deep as its
+                                        thread's main tasklet */
     unsigned stack_pool_size;        /* free stacks cached per thread; 0: default */
     int nested;                      /* run order: 1 nested (default), 0 flat */
     int isolated;                    /* 1: ignore PYTHON* environment variables */

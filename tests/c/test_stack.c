@@ -136,45 +136,50 @@ static void test_release_trims_despite_zero_words(void **state)
     cb_stack_pool_clear(&pool);
 }
 
-/* Beyond the guard budget stacks come from unguarded slabs. */
-static void test_guard_budget_and_slabs(void **state)
+/* Beyond the map budget a pool that has a stack out gets no more (its
+ * thread shares the regions it has); one that has none still gets one. Every
+ * stack has a guard page. */
+static void test_guard_budget(void **state)
 {
-    cb_stack_pool pool;
-    cb_stack *s[10];
+    cb_stack_pool pool, other;
+    cb_stack *s[4], *first, *one_more;
     cb_stack_stats before, during;
-    int guarded = 0;
 
     (void)state;
     cb_stack_get_stats(&before);
     cb_stack_set_guard_budget(before.guarded_live + 4);
     cb_stack_pool_init(&pool, CB_STACK_DEFAULT_SIZE);
-    for (int i = 0; i < 10; i++) {
+    cb_stack_pool_init(&other, CB_STACK_DEFAULT_SIZE);
+    for (int i = 0; i < 4; i++) {
         s[i] = cb_stack_acquire(&pool);
         assert_non_null(s[i]);
-        guarded += s[i]->guarded;
         /* Every stack is usable, top to bottom. */
-        memset(s[i]->lo + 64, 0xab, 4096);
+        memset(s[i]->lo, 0xab, 4096);
         memset(s[i]->top - 4096, 0xab, 4096);
     }
-    assert_int_equal(guarded, 4);
+    errno = 0;
+    assert_null(cb_stack_acquire(&pool));
+    assert_int_equal(errno, ENOMEM);
+    first = cb_stack_acquire(&other); /* its first: beyond the budget */
+    assert_non_null(first);
+    assert_null(cb_stack_acquire(&other));
     cb_stack_get_stats(&during);
-    assert_int_equal(during.guarded_live, before.guarded_live + 4);
-    assert_int_equal(during.slab_live, before.slab_live + 6);
-    for (int i = 0; i < 10; i++) {
-        assert_int_equal(cb_stack_check(s[i]), 0);
-        if (!s[i]->guarded) {
-            /* An overflow into the lowest bytes is detected. */
-            s[i]->lo[8] = 1;
-            assert_int_equal(cb_stack_check(s[i]), -1);
-            s[i]->lo[8] = 0;
-        }
-    }
+    assert_int_equal(during.guarded_live, before.guarded_live + 5);
+    assert_int_equal(during.guard_budget, before.guarded_live + 4);
+    /* Stacks given back (not cached) make room under the budget again. */
     pool.max_free = 0;
-    for (int i = 0; i < 10; i++)
+    cb_stack_release(&pool, s[3]);
+    assert_null(cb_stack_acquire(&other)); /* budget + 1 -> budget */
+    cb_stack_release(&pool, s[2]);
+    one_more = cb_stack_acquire(&other);
+    assert_non_null(one_more);
+    other.max_free = 0;
+    cb_stack_release(&other, one_more);
+    cb_stack_release(&other, first);
+    for (int i = 0; i < 2; i++)
         cb_stack_release(&pool, s[i]);
     cb_stack_get_stats(&during);
     assert_int_equal(during.guarded_live, before.guarded_live);
-    assert_int_equal(during.slab_live, before.slab_live);
     cb_stack_set_guard_budget((size_t)-1); /* back to the default */
 }
 
@@ -230,7 +235,7 @@ static void test_guard_page_hit(void **state)
         sigaction(SIGSEGV, &sa, NULL);
         cb_stack_pool_init(&pool, CB_STACK_MIN_SIZE);
         overflowing = cb_stack_acquire(&pool);
-        if (!overflowing || !overflowing->guarded)
+        if (!overflowing)
             _exit(44);
         cb_ctx_init_thread(&child_main);
         cb_ctx_make(&child_ctx, overflowing->lo, (size_t)(overflowing->top - overflowing->lo),
@@ -254,6 +259,11 @@ static void test_exhaustion_is_an_error(void **state)
 #ifdef CB_ASAN
     skip(); /* the sanitizer's shadow memory does not fit an address-space limit */
 #endif
+    /* Nor does valgrind's own memory: the limit leaves the client nothing
+     * (it passed there only while slab slots freed by an earlier test were
+     * reused without a new map), and valgrind itself dies when it is hit. */
+    if (CB_RUNNING_ON_VALGRIND)
+        skip();
     pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
@@ -291,7 +301,7 @@ int main(void)
         cmocka_unit_test(test_cache_is_capped),
         cmocka_unit_test(test_release_trims_cold_pages),
         cmocka_unit_test(test_release_trims_despite_zero_words),
-        cmocka_unit_test(test_guard_budget_and_slabs),
+        cmocka_unit_test(test_guard_budget),
         cmocka_unit_test(test_guard_page_hit),
         cmocka_unit_test(test_exhaustion_is_an_error),
     };

@@ -16,7 +16,6 @@ import unittest
 import scheduler
 
 PY = sys.version_info[:2]
-SMALLEST_STACK = scheduler.MIN_STACK_SIZE
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 # What a crashing child prints; none of it may appear in a passing child's stderr.

@@ -15,6 +15,7 @@ in any other call into C are kept (KeptTests).
 import functools
 import gc
 import os
+import sys
 import threading
 import unittest
 import weakref
@@ -575,8 +576,76 @@ class ForIterTests(CoreTestCase):
         batch()
         self.assertEqual(log["finally"], 3 * n)
         self.assertEqual(live_tasklets(), [])
-        if not UNDER_VALGRIND:
+        # Not under ASan: its quarantine (256 MiB) keeps freed blocks
+        # resident (+24 MiB a batch here; it passed before only because the
+        # reports' tracebacks had filled it in the first batch).
+        if not UNDER_VALGRIND and not s._sanitized:
             self.assertLess(rss_kib() - base, 20 * 1024)
+
+    def test_running_generators_not_closed_by_the_collector(self):
+        # A generator blocked in receive() is executing; it is garbage with
+        # its tasklet, and the collector may call its finalizer first:
+        # closing it failed, reported as "Exception ignored ... generator
+        # already executing" (3,119 of 15,000 in the test above). The kill
+        # unwinds it instead, and nothing is reported.
+        reported = []
+        log = {"finally": 0, "gen_finally": 0}
+
+        def gen():
+            try:
+                for y in s.channel():
+                    yield y
+            finally:
+                log["gen_finally"] += 1
+
+        def worker():
+            try:
+                for x in gen():
+                    pass
+            finally:
+                log["finally"] += 1
+
+        hook = sys.unraisablehook
+        sys.unraisablehook = reported.append
+        try:
+            for _ in range(3):
+                for _ in range(1000):
+                    s.tasklet(worker)()
+                s.run()
+                collect()
+        finally:
+            sys.unraisablehook = hook
+        self.assertEqual([str(r.exc_value) for r in reported], [])
+        self.assertEqual(log, {"finally": 3000, "gen_finally": 3000})
+        self.assertEqual(live_tasklets(), [])
+        # The marks are off once the collection ended: a generator that was
+        # running in a reachable tasklet is closed normally when dropped.
+        ch = s.channel()
+        closed = []
+
+        def gen2():
+            try:
+                yield ch.receive()
+                yield 2
+            finally:
+                closed.append(True)
+
+        box = []
+
+        def holder():
+            g = gen2()
+            box.append(next(g))
+            box.append(g)
+
+        t = s.tasklet(holder)()
+        s.run()
+        collect()
+        ch.send(1)
+        self.assertFalse(t.alive)
+        self.assertEqual(box[0], 1)
+        self.assertFalse(gc.is_finalized(box[1]))
+        del box[:]
+        self.assertEqual(closed, [True])
 
     def test_channel_subclass_finalizer_during_the_loop_exit(self):
         # The loop pops a closed channel (exhausted) and its last reference

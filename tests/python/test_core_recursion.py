@@ -2,9 +2,9 @@
 
 Every case runs in its own child process (faulthandler on), so a SIGSEGV on a
 tasklet stack is a test failure with the tasklet's Python traceback in the
-message instead of the end of the test run. Each case runs on the smallest
-supported stack (scheduler.MIN_STACK_SIZE) and on the default one: what a plain thread
-with an 8 MiB stack reports as an exception (RecursionError, or for the
+message instead of the end of the test run. Each case runs on the default
+(and smallest) stack, a thread's, and on one twice as large: what a plain
+thread with an 8 MiB stack reports as an exception (RecursionError, or for the
 parser/marshal their own MemoryError/SyntaxError/ValueError) must be an
 exception in a tasklet too, never a crash.
 """
@@ -12,7 +12,7 @@ import textwrap
 import unittest
 
 import scheduler as s
-from core_support import CoreTestCase, SMALLEST_STACK, describe, run_many, run_python
+from core_support import CoreTestCase, describe, run_many, run_python
 
 PRELUDE = r'''
 import sys, faulthandler, scheduler as s
@@ -210,7 +210,7 @@ report("again", case)  # on a stack the first one gave back
 """
 
 
-SIZES = (("smallest_stack", SMALLEST_STACK), ("default_stack", 0))
+SIZES = (("default_stack", 0), ("double_stack", 2 * s.DEFAULT_STACK_SIZE))
 
 
 class RecursionCaseBase(CoreTestCase):
@@ -371,7 +371,6 @@ def deep():
         return 0
     down(150)
     log.append("unwound")
-s.set_stack_size(1 << 20)  # room for 150 levels on 3.11, where frames count too
 t = s.tasklet(deep)()
 s.run()
 # 20 below the tasklet's depth: CPython's own recoverable range (3.11 aborts
@@ -432,14 +431,14 @@ class GuardPageTests(CoreTestCase):
 class StackSizeChangeTests(CoreTestCase):
 
     def test_stacks_of_old_size_finishing_after_change(self):
-        # Tasklets started on 64 KiB stacks finish after the size went up to
-        # 1 MiB; tasklets created afterwards must not be given a 64 KiB stack
-        # with the recursion budget of a 1 MiB one.
+        # Tasklets started in regions of the default size finish after the
+        # size went up; tasklets created afterwards (in regions of either
+        # size) still raise RecursionError.
         proc = self.run_child(PRELUDE + r'''
 s.set_stack_size(s.MIN_STACK_SIZE)
 ts = [s.tasklet(s.schedule_remove)() for _ in range(8)]
 s.run()
-s.set_stack_size(1 << 20)
+s.set_stack_size(2 * s.DEFAULT_STACK_SIZE)
 for t in ts:
     t.insert()
 s.run()
@@ -455,7 +454,7 @@ for i in range(8):
 
     def test_stacks_of_old_size_finishing_after_shrink(self):
         proc = self.run_child(PRELUDE + r'''
-s.set_stack_size(1 << 20)
+s.set_stack_size(2 * s.DEFAULT_STACK_SIZE)
 ts = [s.tasklet(s.schedule_remove)() for _ in range(8)]
 s.run()
 s.set_stack_size(s.MIN_STACK_SIZE)
@@ -468,7 +467,7 @@ def case():
     f(0)
 for i in range(8):
     report("run%d" % i, case)
-s.set_stack_size(1 << 20)  # drops the pool
+s.set_stack_size(2 * s.DEFAULT_STACK_SIZE)  # drops the pool
 for i in range(4):
     report("big%d" % i, case)
 ''', 0)
