@@ -718,7 +718,8 @@ static PyObject *channel_receive_m(PyObject *self, PyObject *const *args, Py_ssi
 
 /* A channel call made inside another's (a callback's, a finalizer's): the
  * outer record is kept here, off the usual path, whose frame every tasklet
- * blocked in a channel call keeps on its stack (48 bytes less per slice). */
+ * blocked in a channel call keeps on its stack (32 bytes less per slice:
+ * 960 -> 928 in the game loop). */
 static __attribute__((noinline)) PyObject *
 call_recorded_nested(cb_runstate *run, PyObject *self, PyObject *const *args, Py_ssize_t nargs,
                      PyCFunction meth, const void *caller,
@@ -727,11 +728,7 @@ call_recorded_nested(cb_runstate *run, PyObject *self, PyObject *const *args, Py
     cb_gc_call saved = run->gc_call;
     PyObject *r;
 
-    run->gc_call.self = self;
-    run->gc_call.args = args;
-    run->gc_call.nargs = nargs;
-    run->gc_call.meth = meth;
-    run->gc_call.caller = caller;
+    run->gc_call = (cb_gc_call){self, args, nargs, meth, caller};
     r = impl(self, args, nargs);
     run->gc_call = saved; /* the same tasklet: it is the one that returns here */
     return r;
@@ -749,11 +746,7 @@ static PyObject *call_recorded(PyObject *self, PyObject *const *args, Py_ssize_t
         return impl(self, args, nargs);
     if (run->gc_call.self)
         return call_recorded_nested(run, self, args, nargs, meth, caller, impl);
-    run->gc_call.self = self;
-    run->gc_call.args = args;
-    run->gc_call.nargs = nargs;
-    run->gc_call.meth = meth;
-    run->gc_call.caller = caller;
+    run->gc_call = (cb_gc_call){self, args, nargs, meth, caller};
     r = impl(self, args, nargs);
     run->gc_call.self = NULL; /* the same tasklet: it is the one that returns here */
     return r;

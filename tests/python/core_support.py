@@ -114,6 +114,15 @@ class CoreTestCase(unittest.TestCase):
         self.assertEqual(proc.stdout.splitlines(), expected, describe(proc))
 
 
+def frame_names(f):
+    """The code names of frame `f` and the frames below it, innermost first."""
+    names = []
+    while f is not None:
+        names.append(f.f_code.co_name)
+        f = f.f_back
+    return names
+
+
 def rss_bytes():
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")

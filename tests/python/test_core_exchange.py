@@ -9,17 +9,9 @@ import sys
 import unittest
 
 import scheduler as s
-from core_support import CoreTestCase, describe, run_python
+from core_support import CoreTestCase, describe, frame_names, run_python
 
 N = 120  # more than a thread's regions (16): tasklets share them
-
-
-def frame_names(f):
-    names = []
-    while f is not None:
-        names.append(f.f_code.co_name)
-        f = f.f_back
-    return names
 
 
 class ExchangeTests(CoreTestCase):

@@ -549,47 +549,14 @@ class ForIterTests(CoreTestCase):
 
     def test_memory_flat_over_batches(self):
         # Many tasklets blocked in `for` over a generator over a channel:
-        # before, each batch stayed for ever.
+        # before, each batch stayed for ever. The generator blocked in
+        # receive() is executing; it is garbage with its tasklet, and the
+        # collector may call its finalizer first: closing it failed, reported
+        # as "Exception ignored ... generator already executing" (3,119 times
+        # here). The kill unwinds it instead, and nothing is reported.
         n = BATCH // 4
-        log = {"finally": 0}
-
-        def gen():
-            for y in s.channel():
-                yield y
-
-        def worker():
-            try:
-                for x in gen():
-                    pass
-            finally:
-                log["finally"] += 1
-
-        def batch():
-            for _ in range(n):
-                s.tasklet(worker)()
-            s.run()
-            collect()
-
-        batch()
-        base = rss_kib()
-        batch()
-        batch()
-        self.assertEqual(log["finally"], 3 * n)
-        self.assertEqual(live_tasklets(), [])
-        # Not under ASan: its quarantine (256 MiB) keeps freed blocks
-        # resident (+24 MiB a batch here; it passed before only because the
-        # reports' tracebacks had filled it in the first batch).
-        if not UNDER_VALGRIND and not s._sanitized:
-            self.assertLess(rss_kib() - base, 20 * 1024)
-
-    def test_running_generators_not_closed_by_the_collector(self):
-        # A generator blocked in receive() is executing; it is garbage with
-        # its tasklet, and the collector may call its finalizer first:
-        # closing it failed, reported as "Exception ignored ... generator
-        # already executing" (3,119 of 15,000 in the test above). The kill
-        # unwinds it instead, and nothing is reported.
-        reported = []
         log = {"finally": 0, "gen_finally": 0}
+        reported = []
 
         def gen():
             try:
@@ -605,21 +572,34 @@ class ForIterTests(CoreTestCase):
             finally:
                 log["finally"] += 1
 
+        def batch():
+            for _ in range(n):
+                s.tasklet(worker)()
+            s.run()
+            collect()
+
         hook = sys.unraisablehook
         sys.unraisablehook = reported.append
         try:
-            for _ in range(3):
-                for _ in range(1000):
-                    s.tasklet(worker)()
-                s.run()
-                collect()
+            batch()
+            base = rss_kib()
+            batch()
+            batch()
         finally:
             sys.unraisablehook = hook
         self.assertEqual([str(r.exc_value) for r in reported], [])
-        self.assertEqual(log, {"finally": 3000, "gen_finally": 3000})
+        self.assertEqual(log, {"finally": 3 * n, "gen_finally": 3 * n})
         self.assertEqual(live_tasklets(), [])
-        # The marks are off once the collection ended: a generator that was
-        # running in a reachable tasklet is closed normally when dropped.
+        # Not under ASan: its quarantine (256 MiB) keeps freed blocks
+        # resident (+24 MiB a batch here; it passed before only because the
+        # reports' tracebacks had filled it in the first batch).
+        if not UNDER_VALGRIND and not s._sanitized:
+            self.assertLess(rss_kib() - base, 20 * 1024)
+
+    def test_generator_closed_normally_after_a_collection(self):
+        # The marks that kept the collector from closing running generators
+        # are off once the collection ended: a generator that was running in
+        # a reachable tasklet is closed normally when dropped.
         ch = s.channel()
         closed = []
 

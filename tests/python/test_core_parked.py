@@ -16,7 +16,7 @@ import unittest
 import weakref
 
 import scheduler as s
-from core_support import CoreTestCase, PY, describe, run_python
+from core_support import CoreTestCase, PY, describe, frame_names, run_python
 
 PARKED = 60
 
@@ -35,14 +35,6 @@ def churn(rounds=3, n=20):
         s.tasklet(busy)(i)
     s.run()
     assert len(done) == n, done
-
-
-def frame_names(f):
-    names = []
-    while f is not None:
-        names.append(f.f_code.co_name)
-        f = f.f_back
-    return names
 
 
 class ParkedTests(CoreTestCase):
