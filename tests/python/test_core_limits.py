@@ -197,7 +197,7 @@ CHILDREN["beyond_guard_budget"] = (CHILDREN["beyond_guard_budget"][0], (5,))
 # allocation at eviction does"). One region (CARBON_STACK_REGIONS=1) so the
 # tasklets share it; MALLOC_MMAP_THRESHOLD_ makes the slice buffer a mapping,
 # which the address-space limit refuses. Before: Py_FatalError.
-COPY_OUT_PRELUDE = r"""
+COPY_OUT_REFUSED = r"""
 import gc, resource, scheduler as s
 
 LEVELS = 400
@@ -222,9 +222,7 @@ def tight():
 
 def loose(hard):
     resource.setrlimit(resource.RLIMIT_AS, (hard, hard))
-"""
 
-COPY_OUT_REFUSED = COPY_OUT_PRELUDE + r"""
 def other():
     got.append("other")
 
@@ -287,7 +285,22 @@ print("works", sum(t.alive for t in ts), s.getruncount(), flush=True)
 # the next one (cb_transfer_handoff): the hand-off declines and the main
 # tasklet's run raises. Two regions, so that the blocking tasklet is not the
 # one copied out.
-COPY_OUT_REFUSED_HANDOFF = COPY_OUT_PRELUDE + r"""
+COPY_OUT_REFUSED_HANDOFF = r"""
+import resource, scheduler as s
+
+LEVELS = 400
+ch = s.channel()
+got = []
+
+def vmsize():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[0]) * 4096
+
+def dive(k, then):
+    if k:
+        return sum(map(lambda j: dive(j, then), [k - 1]))  # C re-entry each level
+    return then()
+
 def hands_off():
     s.schedule_remove()  # started (in the second region) before the limit
     got.append("a")
@@ -305,13 +318,14 @@ a = s.tasklet(hands_off)()
 s.run()
 a.insert()
 t = s.tasklet(other)()
-hard = tight()
+soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+resource.setrlimit(resource.RLIMIT_AS, (vmsize() + (64 << 10), hard))
 try:
     s.run()
     r = "ran"
 except MemoryError as e:
     r = str(e)
-loose(hard)
+resource.setrlimit(resource.RLIMIT_AS, (hard, hard))
 print("handoff", r, got, t.alive, s.get_stack_stats()["thread_regions"], flush=True)
 s.run()
 a.insert()
