@@ -59,6 +59,22 @@ def rss_kib():
     return 0
 
 
+def rss_growth_over_batches(worker, n, collect_all):
+    """Three batches of n tasklets running worker(), each run to where they
+    block and then collected; the RSS growth (KiB) after the first batch."""
+    def batch():
+        for _ in range(n):
+            s.tasklet(worker)()
+        s.run()
+        collect_all()
+
+    batch()
+    base = rss_kib()
+    batch()
+    batch()
+    return rss_kib() - base
+
+
 class UnreachableBlockedTests(CoreTestCase):
 
     def collect(self):
@@ -80,22 +96,13 @@ class UnreachableBlockedTests(CoreTestCase):
             finally:
                 log["finally"] += 1
 
-        def batch():
-            for _ in range(BATCH):
-                s.tasklet(worker)()
-            s.run()
-            self.collect()
-
-        batch()
-        base = rss_kib()
-        batch()
-        batch()
+        growth = rss_growth_over_batches(worker, BATCH, self.collect)
         self.assertEqual(log, {"exit": 3 * BATCH, "finally": 3 * BATCH})
         self.assertEqual(live_tasklets(), [])
         # Under ASan freed blocks (run states, slices) stay resident in its
         # quarantine (256 MiB): RSS says nothing there.
         if not UNDER_VALGRIND and not s._sanitized:
-            self.assertLess(rss_kib() - base, 30 * 1024)  # a leak: +180 MiB
+            self.assertLess(growth, 30 * 1024)  # a leak: +180 MiB
 
     def test_channel_only_on_the_value_stack(self):
         # No variable holds the channel: only the frame's stack (self of the
@@ -572,19 +579,10 @@ class ForIterTests(CoreTestCase):
             finally:
                 log["finally"] += 1
 
-        def batch():
-            for _ in range(n):
-                s.tasklet(worker)()
-            s.run()
-            collect()
-
         hook = sys.unraisablehook
         sys.unraisablehook = reported.append
         try:
-            batch()
-            base = rss_kib()
-            batch()
-            batch()
+            growth = rss_growth_over_batches(worker, n, collect)
         finally:
             sys.unraisablehook = hook
         self.assertEqual([str(r.exc_value) for r in reported], [])
@@ -594,7 +592,7 @@ class ForIterTests(CoreTestCase):
         # resident (+24 MiB a batch here; it passed before only because the
         # reports' tracebacks had filled it in the first batch).
         if not UNDER_VALGRIND and not s._sanitized:
-            self.assertLess(rss_kib() - base, 20 * 1024)
+            self.assertLess(growth, 20 * 1024)
 
     def test_generator_closed_normally_after_a_collection(self):
         # The marks that kept the collector from closing running generators
